@@ -1,0 +1,154 @@
+"""The stepping engine: carry a solution across a grid of output times with one tableau.
+
+`integrate` is the only solve loop in minode: the forward pass of `odeint`, backprop through the
+solver and each interval of the adjoint's backward pass all call it. Time may run either way; it
+is flipped to run forward here (s = -t, ds-dynamics -f), so the loops below see one problem.
+"""
+import math
+from dataclasses import dataclass
+
+from autograd.tracer import getval
+
+from minode import backend
+from minode.stepping import (initial_step_size, interpolate, rk_step, rms_error_ratio,
+                             step_size_factor)
+from minode.tableaux import ButcherTableau
+
+
+class SolverError(RuntimeError):
+    """A solve could not continue (step size underflow, too many steps, non-finite state)."""
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """How to solve: the tableau and either a fixed ``step_size`` or tolerances for adaptivity.
+
+    ``max_steps`` bounds the steps (accepted and rejected) of one solve; ``min_step`` is the
+    smallest adaptive step allowed before giving up.
+    """
+
+    tableau: ButcherTableau
+    rtol: float = 1e-7
+    atol: float = 1e-9
+    step_size: float | None = None
+    max_steps: int = 10_000
+    min_step: float = 0.0
+
+
+def integrate(rhs, y0, times, options, counts, *, first_step=None, error_ratio=rms_error_ratio):
+    """Solve dy/dt = rhs(y, t) from ``times[0]`` and return ``(outputs, next_step)``.
+
+    ``outputs[i]`` is y at ``times[i + 1]``; ``times`` is strictly monotone. With a fixed
+    ``options.step_size`` every interval is split into equal steps no longer than it, landing
+    exactly on each output time; otherwise the step is adapted to ``rtol``/``atol`` and outputs
+    come from dense output, so output times cost no extra steps. ``next_step`` is the step size
+    the controller would try next (for fixed steps, the step used), so a following solve can
+    start from it (``first_step``). ``counts`` (a `minode.stats.Counts`) is incremented in place.
+    ``error_ratio(error, y0, y1, rtol, atol)`` is the norm of error control (RMS by default).
+    """
+    direction = 1.0 if getval(times[-1]) > getval(times[0]) else -1.0
+
+    def forward_rhs(y, s):
+        counts.nfe += 1
+        if direction > 0:
+            return rhs(y, s)
+        return -rhs(y, -s)
+
+    grid = list(times) if direction > 0 else [-t for t in times]
+    if options.step_size is not None:
+        return _integrate_fixed(forward_rhs, y0, grid, options, counts)
+    return _integrate_adaptive(forward_rhs, y0, grid, options, counts, first_step, error_ratio)
+
+
+def _check_finite(y, t, step_number, cause):
+    xp = backend.xp
+    if not bool(xp.all(xp.isfinite(getval(y)))):
+        raise SolverError(f"the state became non-finite (NaN or inf) at t={float(getval(t)):.6g}, "
+                          f"step {step_number}: {cause}")
+
+
+def _integrate_fixed(rhs, y0, grid, options, counts):
+    step_size, max_steps = options.step_size, options.max_steps
+    outputs, y = [], y0
+    for t_start, t_stop in zip(grid[:-1], grid[1:]):
+        span = t_stop - t_start
+        n_steps = max(1, math.ceil(float(getval(span)) / step_size - 1e-9))
+        if counts.steps + n_steps > max_steps:
+            raise SolverError(f"max_steps={max_steps} exceeded: step_size={step_size} needs "
+                              f"{counts.steps + n_steps} steps to reach t={float(getval(t_stop)):.6g}")
+        h = span / n_steps  # differentiable in the interval ends, unlike the adaptive h
+        for j in range(n_steps):
+            t = t_start + j * h
+            y, _, _ = rk_step(rhs, options.tableau, y, t, h, rhs(y, t))
+            counts.steps += 1
+            _check_finite(y, t + h, counts.steps, "reduce step_size or check func")
+        outputs.append(y)
+    return outputs, step_size
+
+
+def _integrate_adaptive(rhs, y0, grid, options, counts, first_step, error_ratio):
+    tableau, rtol, atol = options.tableau, options.rtol, options.atol
+    t, y = grid[0], y0
+    f = rhs(y, t)
+    _check_finite(f, t, 0, "func returned a non-finite derivative at the initial state")
+    if first_step is None:
+        h = initial_step_size(rhs, getval(y), getval(f), getval(t), tableau.error_order,
+                              rtol, atol, error_ratio)
+    else:
+        h = first_step
+    outputs, next_output, t_end = [], 1, grid[-1]
+    attempts, last_trial_finite = 0, True
+    while next_output < len(grid):
+        if attempts >= options.max_steps:
+            raise SolverError(f"max_steps={options.max_steps} exceeded at "
+                              f"t={float(getval(t)):.6g} after {counts.nfe} function evaluations; raise max_steps or "
+                              f"loosen rtol/atol")
+        attempts += 1
+        wanted = h
+        clipped = float(getval(t)) + h >= float(getval(t_end))
+        # The last step ends exactly at t_end; written as t_end - t it stays differentiable
+        # in the end times, so backprop gets dy/dt_0 and dy/dt_N (the other steps are fixed).
+        h_step = t_end - t if clipped else h
+        h = float(getval(h_step))
+        _check_step_size(h, t, options.min_step, counts, last_trial_finite)
+        y_next, error, stages = rk_step(rhs, tableau, y, t, h_step, f)
+        ratio = error_ratio(getval(error), getval(y), getval(y_next), rtol, atol)
+        last_trial_finite = math.isfinite(ratio)
+        if not last_trial_finite:
+            counts.rejected += 1
+            h *= 0.2  # a non-finite trial step: shrink hard and try again
+            continue
+        factor = step_size_factor(ratio, tableau.error_order)
+        if ratio > 1.0:
+            counts.rejected += 1
+            h *= factor
+            continue
+        counts.steps += 1
+        t_next = t_end if clipped else t + h
+        while next_output < len(grid) and getval(grid[next_output]) <= getval(t_next):
+            outputs.append(_output_at(grid[next_output], t, t_next, h_step, y, y_next, stages,
+                                      tableau))
+            next_output += 1
+        t, y, f = t_next, y_next, stages[-1]
+        h = max(h * factor, wanted) if clipped else h * factor
+    return outputs, h
+
+
+def _check_step_size(h, t, min_step, counts, last_trial_finite):
+    t_value = float(getval(t))
+    if h >= min_step and t_value + h != t_value:
+        return
+    where = (f"at t={t_value:.6g}, step {counts.steps + 1} (h={h:.3g}, min_step={min_step:g}, "
+             f"{counts.nfe} function evaluations, {counts.rejected} rejected steps)")
+    if not last_trial_finite:
+        raise SolverError(f"the state became non-finite (NaN or inf) {where}: every smaller "
+                          f"trial step failed too; check func for NaN/inf")
+    raise SolverError(f"step size underflow {where}: the problem may be stiff or singular "
+                      f"here; loosen rtol/atol or use a smaller min_step")
+
+
+def _output_at(t_out, t, t_next, h, y, y_next, stages, tableau):
+    if getval(t_out) == getval(t_next):
+        return y_next
+    return interpolate(tableau, y, y_next, h, stages, (t_out - t) / h)
+

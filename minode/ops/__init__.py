@@ -1,0 +1,12 @@
+"""minode's differentiable primitives, each with its VJP written out beside it.
+
+Import as ``from minode import ops`` and write models with ``ops.tanh``, ``ops.matmul``, ... so
+they run on NumPy and CuPy alike. Arithmetic operators on traced arrays work too.
+"""
+from minode.ops.elementwise import (absolute, add, astype, divide, elu, exp, log, multiply,
+                                    negative, power, relu, sigmoid, softplus, sqrt, square,
+                                    subtract, tanh, where)
+from minode.ops.linalg import matmul
+from minode.ops.reductions import logsumexp, mean, sum
+from minode.ops.shapes import (concatenate, getitem, ravel, reshape, stack, swapaxes,
+                               transpose)

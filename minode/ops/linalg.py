@@ -1,0 +1,33 @@
+"""Matrix multiplication and its VJP: for C = A B, dA = dC B^T and dB = A^T dC."""
+from autograd.extend import defvjp, primitive
+
+from minode import backend
+from minode.ops.broadcasting import unbroadcast
+from minode.ops.shapes import reshape
+
+
+@primitive
+def _matmul(a, b):
+    return backend.xp.matmul(a, b)
+
+
+def _t(x):
+    """Swap the last two axes (the matrix transpose of a batch)."""
+    return backend.xp.swapaxes(x, -1, -2)
+
+
+defvjp(_matmul,
+       lambda result, a, b: lambda grad_out: unbroadcast(backend.xp.matmul(grad_out, _t(b)), a),
+       lambda result, a, b: lambda grad_out: unbroadcast(backend.xp.matmul(_t(a), grad_out), b))
+
+
+def matmul(a, b):
+    """``a @ b`` with NumPy's rules: batched over leading axes, 1-D operands promoted."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul needs arrays of at least 1 dimension, got shapes "
+                         f"{a.shape} and {b.shape}")
+    if a.ndim == 1:
+        return reshape(_matmul(reshape(a, (1, -1)), b), b.shape[:-2] + b.shape[-1:])
+    if b.ndim == 1:
+        return reshape(_matmul(a, reshape(b, (-1, 1))), a.shape[:-1])
+    return _matmul(a, b)

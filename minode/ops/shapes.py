@@ -1,0 +1,113 @@
+"""Shape primitives (reshape, transpose, indexing, concatenate, stack) and their VJPs.
+
+These move numbers around without changing them, so each VJP moves the gradient back.
+"""
+from autograd.extend import defvjp, defvjp_argnum, primitive
+
+from minode import backend
+
+
+@primitive
+def reshape(x, shape):
+    """``x`` with a new shape (same number of entries)."""
+    return backend.xp.reshape(x, shape)
+
+
+defvjp(reshape, lambda result, x, shape: lambda grad_out: backend.xp.reshape(grad_out, x.shape))
+
+
+def ravel(x):
+    """``x`` as a 1-D array."""
+    return reshape(x, (-1,))
+
+
+@primitive
+def transpose(x, axes=None):
+    """``x`` with its axes permuted (reversed when ``axes`` is None)."""
+    return backend.xp.transpose(x, axes)
+
+
+def _transpose_vjp(result, x, axes=None):
+    inverse = None if axes is None else tuple(sorted(range(len(axes)), key=axes.__getitem__))
+    return lambda grad_out: backend.xp.transpose(grad_out, inverse)
+
+
+defvjp(transpose, _transpose_vjp)
+
+
+def swapaxes(x, axis1, axis2):
+    """``x`` with two axes exchanged."""
+    axes = list(range(x.ndim))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return transpose(x, tuple(axes))
+
+
+def _is_basic_index(index):
+    """True for ints, slices, None and Ellipsis (no entry is selected twice)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
+
+
+@primitive
+def getitem(x, index):
+    """``x[index]`` for basic and integer-array indices."""
+    return x[index]
+
+
+def _getitem_vjp(result, x, index):
+    def vjp(grad_out):
+        grad_x = backend.xp.zeros(x.shape, dtype=grad_out.dtype)
+        if _is_basic_index(index):
+            grad_x[index] = grad_out
+        else:  # an integer array may select an entry twice: accumulate, do not overwrite
+            backend.xp.add.at(grad_x, index, grad_out)
+        return grad_x
+    return vjp
+
+
+defvjp(getitem, _getitem_vjp)
+
+
+@primitive
+def _concatenate(axis, *arrays):
+    return backend.xp.concatenate(arrays, axis=axis)
+
+
+def _concatenate_vjp(argnum, result, args, kwargs):
+    # argnum 0 is the axis; array k is argument k + 1 and owns its slice of the result.
+    axis, arrays = args[0], args[1:]
+    start = 0
+    for array in arrays[:argnum - 1]:
+        start += array.shape[axis]
+    stop = start + arrays[argnum - 1].shape[axis]
+    index = [slice(None)] * result.ndim
+    index[axis] = slice(start, stop)
+    return lambda grad_out: grad_out[tuple(index)]
+
+
+defvjp_argnum(_concatenate, _concatenate_vjp)
+
+
+def concatenate(arrays, axis=0):
+    """Join a sequence of arrays along an existing ``axis``."""
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError("concatenate needs at least one array, got an empty sequence")
+    return _concatenate(axis % arrays[0].ndim, *arrays)
+
+
+@primitive
+def _stack(axis, *arrays):
+    return backend.xp.stack(arrays, axis=axis)
+
+
+defvjp_argnum(_stack, lambda argnum, result, args, kwargs: lambda grad_out:
+              backend.xp.take(grad_out, argnum - 1, axis=args[0]))
+
+
+def stack(arrays, axis=0):
+    """Join a sequence of same-shape arrays along a new ``axis``."""
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError("stack needs at least one array, got an empty sequence")
+    return _stack(axis % (arrays[0].ndim + 1), *arrays)

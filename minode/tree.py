@@ -1,0 +1,81 @@
+"""Parameter pytrees: nested tuples, lists and dicts of arrays, flattened to one vector and back.
+
+autograd's own ``autograd.misc.flatten`` builds NumPy arrays; these use minode's primitives, so
+they work (and are differentiable) on every backend.
+"""
+from minode import backend, ops
+
+_CONTAINERS = (tuple, list, dict)
+
+
+def tree_leaves(tree):
+    """The arrays of ``tree`` in a fixed order (dict keys sorted)."""
+    if isinstance(tree, dict):
+        return [leaf for key in sorted(tree) for leaf in tree_leaves(tree[key])]
+    if isinstance(tree, (tuple, list)):
+        return [leaf for child in tree for leaf in tree_leaves(child)]
+    return [tree]
+
+
+def tree_map(function, tree, *other_trees):
+    """Apply ``function`` leaf by leaf; ``other_trees`` must have ``tree``'s structure."""
+    if isinstance(tree, dict):
+        _check_same_keys(tree, other_trees)
+        return {key: tree_map(function, tree[key], *(o[key] for o in other_trees))
+                for key in tree}
+    if isinstance(tree, (tuple, list)):
+        _check_same_length(tree, other_trees)
+        mapped = [tree_map(function, *children) for children in zip(tree, *other_trees)]
+        return type(tree)(mapped)
+    return function(tree, *other_trees)
+
+
+def _check_same_keys(tree, other_trees):
+    for other in other_trees:
+        if not isinstance(other, dict) or set(other) != set(tree):
+            raise ValueError(f"tree structures differ: dict with keys {sorted(tree)} vs {other!r}")
+
+
+def _check_same_length(tree, other_trees):
+    for other in other_trees:
+        if not isinstance(other, (tuple, list)) or len(other) != len(tree):
+            raise ValueError(f"tree structures differ: sequence of length {len(tree)} vs "
+                             f"{type(other).__name__}")
+
+
+def flatten(tree):
+    """Concatenate the leaves of ``tree`` into one 1-D array; returns ``(vector, unflatten)``.
+
+    ``unflatten(vector)`` rebuilds a tree of the same structure, shapes and dtypes. Both
+    directions are differentiable. An empty tree (or None) gives an empty vector.
+    """
+    leaves = [] if tree is None else tree_leaves(tree)
+    for leaf in leaves:
+        if not hasattr(leaf, "shape"):
+            raise TypeError(f"every leaf of params must be an array, got {type(leaf).__name__}")
+    shapes = [leaf.shape for leaf in leaves]
+    sizes = [int(leaf.size) for leaf in leaves]
+    if leaves:
+        vector = ops.concatenate([ops.ravel(leaf) for leaf in leaves])
+    else:
+        vector = backend.xp.zeros(0)
+
+    def unflatten(flat_vector):
+        if flat_vector.shape != (sum(sizes),):
+            raise ValueError(f"unflatten expected a vector of shape ({sum(sizes)},), "
+                             f"got {flat_vector.shape}")
+        pieces, start = [], 0
+        for shape, size in zip(shapes, sizes):
+            pieces.append(ops.reshape(flat_vector[start:start + size], shape))
+            start += size
+        return None if tree is None else _rebuild(tree, iter(pieces))
+
+    return vector, unflatten
+
+
+def _rebuild(tree, pieces):
+    if isinstance(tree, dict):
+        return {key: _rebuild(tree[key], pieces) for key in sorted(tree)}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_rebuild(child, pieces) for child in tree)
+    return next(pieces)
