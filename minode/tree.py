@@ -3,17 +3,25 @@
 autograd's own ``autograd.misc.flatten`` builds NumPy arrays; these use minode's primitives, so
 they work (and are differentiable) on every backend.
 """
+from autograd.tracer import getval
+
 from minode import backend, ops
 
 _CONTAINERS = (tuple, list, dict)
 
 
 def tree_leaves(tree):
-    """The arrays of ``tree`` in a fixed order (dict keys sorted)."""
-    if isinstance(tree, dict):
-        return [leaf for key in sorted(tree) for leaf in tree_leaves(tree[key])]
-    if isinstance(tree, (tuple, list)):
-        return [leaf for child in tree for leaf in tree_leaves(child)]
+    """The arrays of ``tree`` in a fixed order (dict keys sorted).
+
+    ``tree`` may be traced by autograd as a whole (a DictBox or SequenceBox when the gradient is
+    taken w.r.t. a dict or tuple): the structure is read from its value, and indexing the box
+    gives traced leaves.
+    """
+    structure = getval(tree)
+    if isinstance(structure, dict):
+        return [leaf for key in sorted(structure) for leaf in tree_leaves(tree[key])]
+    if isinstance(structure, (tuple, list)):
+        return [leaf for i in range(len(structure)) for leaf in tree_leaves(tree[i])]
     return [tree]
 
 
@@ -51,10 +59,10 @@ def flatten(tree):
     """
     leaves = [] if tree is None else tree_leaves(tree)
     for leaf in leaves:
-        if not hasattr(leaf, "shape"):
+        if not hasattr(getval(leaf), "shape"):
             raise TypeError(f"every leaf of params must be an array, got {type(leaf).__name__}")
-    shapes = [leaf.shape for leaf in leaves]
-    sizes = [int(leaf.size) for leaf in leaves]
+    shapes = [getval(leaf).shape for leaf in leaves]
+    sizes = [int(getval(leaf).size) for leaf in leaves]
     if leaves:
         vector = ops.concatenate([ops.ravel(leaf) for leaf in leaves])
     else:
@@ -68,7 +76,7 @@ def flatten(tree):
         for shape, size in zip(shapes, sizes):
             pieces.append(ops.reshape(flat_vector[start:start + size], shape))
             start += size
-        return None if tree is None else _rebuild(tree, iter(pieces))
+        return None if tree is None else _rebuild(getval(tree), iter(pieces))
 
     return vector, unflatten
 
