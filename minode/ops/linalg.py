@@ -26,8 +26,10 @@ def matmul(a, b):
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul needs arrays of at least 1 dimension, got shapes "
                          f"{a.shape} and {b.shape}")
-    if a.ndim == 1:
-        return reshape(_matmul(reshape(a, (1, -1)), b), b.shape[:-2] + b.shape[-1:])
-    if b.ndim == 1:
-        return reshape(_matmul(a, reshape(b, (-1, 1))), a.shape[:-1])
-    return _matmul(a, b)
+    result = _matmul(reshape(a, (1, -1)) if a.ndim == 1 else a,
+                     reshape(b, (-1, 1)) if b.ndim == 1 else b)
+    if a.ndim > 1 and b.ndim > 1:
+        return result
+    shape = result.shape[:-2] + (result.shape[-2:-1] if a.ndim > 1 else ()) \
+        + (result.shape[-1:] if b.ndim > 1 else ())
+    return reshape(result, shape)  # drop the axes that promoted a 1-D operand
