@@ -12,6 +12,7 @@ from autograd.tracer import getval
 from minode import backend
 from minode.stepping import (initial_step_size, interpolate, rk_step, rms_error_ratio,
                              step_size_factor)
+from minode.stats import Counts
 from minode.tableaux import ButcherTableau
 
 
@@ -47,17 +48,22 @@ def integrate(rhs, y0, times, options, counts, *, first_step=None, error_ratio=r
     ``error_ratio(error, y0, y1, rtol, atol)`` is the norm of error control (RMS by default).
     """
     direction = 1.0 if getval(times[-1]) > getval(times[0]) else -1.0
+    this_solve = Counts()  # limits and error messages speak of this solve alone
 
     def forward_rhs(y, s):
-        counts.nfe += 1
+        this_solve.nfe += 1
         if direction > 0:
             return rhs(y, s)
         return -rhs(y, -s)
 
     grid = list(times) if direction > 0 else [-t for t in times]
-    if options.step_size is not None:
-        return _integrate_fixed(forward_rhs, y0, grid, options, counts)
-    return _integrate_adaptive(forward_rhs, y0, grid, options, counts, first_step, error_ratio)
+    try:
+        if options.step_size is not None:
+            return _integrate_fixed(forward_rhs, y0, grid, options, this_solve)
+        return _integrate_adaptive(forward_rhs, y0, grid, options, this_solve, first_step,
+                                   error_ratio)
+    finally:
+        counts.add(this_solve)
 
 
 def _check_finite(y, t, step_number, cause):
@@ -75,7 +81,8 @@ def _integrate_fixed(rhs, y0, grid, options, counts):
         n_steps = max(1, math.ceil(float(getval(span)) / step_size - 1e-9))
         if counts.steps + n_steps > max_steps:
             raise SolverError(f"max_steps={max_steps} exceeded: step_size={step_size} needs "
-                              f"{counts.steps + n_steps} steps to reach t={float(getval(t_stop)):.6g}")
+                              f"{counts.steps + n_steps} steps to reach "
+                              f"t={float(getval(t_stop)):.6g}")
         h = span / n_steps  # differentiable in the interval ends, unlike the adaptive h
         for j in range(n_steps):
             t = t_start + j * h

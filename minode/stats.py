@@ -14,6 +14,12 @@ class Counts:
         """Set every counter back to zero."""
         self.nfe = self.steps = self.rejected = 0
 
+    def add(self, other):
+        """Add the counts of ``other`` to these."""
+        self.nfe += other.nfe
+        self.steps += other.steps
+        self.rejected += other.rejected
+
 
 @dataclass
 class SolverStats:

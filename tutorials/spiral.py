@@ -72,8 +72,8 @@ def elu_mlp_field(z, t, params):
 def init_cubic_model(rng):
     """MLP 2-50-2 with N(0, 0.1) weights and zero biases, as in ode_demo.py."""
     params = nn.init_mlp(rng, [2, 50, 2])
-    return [{"weight": backend.asarray(rng.normal(0, 0.1, size=layer["weight"].shape)),
-             "bias": backend.xp.zeros_like(layer["bias"])} for layer in params]
+    return [{"w": backend.asarray(rng.normal(0, 0.1, size=layer["w"].shape)),
+             "b": backend.xp.zeros_like(layer["b"])} for layer in params]
 
 
 def cubic_mlp_field(z, t, params):
@@ -117,7 +117,8 @@ EXPERIMENTS = {
                          lambda: optim.Adam(lr=0.01), 800, "random-span", 16),
     "mlp": Experiment("mlp", two_regime_field, None, (0.6, 0.3), 6.29 * 5, 200, 0.01,
                       init_elu_mlp, elu_mlp_field, mean_squared,
-                      lambda: optim.Adam(lr=0.01), 1000, "random-span", 16),
+                      lambda: optim.Adam(lr=optim.step_decay(0.01, 0.5, every=250)), 1000,
+                      "random-span", 16),
     "cubic": Experiment("cubic", cubic_field, None, (2.0, 0.0), 25.0, 1000, 0.0,
                         init_cubic_model, cubic_mlp_field, mean_absolute,
                         lambda: optim.RMSprop(lr=1e-3), 2000, "fixed-10", 20),
