@@ -6,6 +6,7 @@ Inputs are checked and normalised here, once, so that the engine (`minode.integr
 adjoint (`minode.adjoint`) see one canonical problem.
 """
 import math
+import numbers
 
 from autograd.tracer import getval, isbox
 
@@ -72,12 +73,17 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
         return _odeint_scipy(func, y0, t, params, forward, rtol, atol, stats)
     if grad == "backprop":
         return _odeint_backprop(func, y0, t, params, forward, stats)
+    backward_method = method if adjoint_method is None else adjoint_method
+    backward_step = step_size if adjoint_step_size is None else adjoint_step_size
+    if adjoint_step_size is None and getattr(TABLEAUX.get(backward_method), "adaptive", False):
+        # gradcheck fix: an adaptive adjoint_method after a fixed-step forward solve must not
+        # inherit the forward step_size (that raised "adjoint_step_size must be None").
+        backward_step = None
     backward = _solve_options(
-        method if adjoint_method is None else adjoint_method,
+        backward_method,
         rtol if adjoint_rtol is None else adjoint_rtol,
         atol if adjoint_atol is None else adjoint_atol,
-        step_size if adjoint_step_size is None else adjoint_step_size,
-        max_steps, min_step, "adjoint_")
+        backward_step, max_steps, min_step, "adjoint_")
     if isinstance(backward, str):
         raise ValueError(f"adjoint_method must be a minode tableau, got {backward!r}: "
                          "scipy methods cannot run the backward solve")
@@ -188,16 +194,18 @@ def _check_tolerances(rtol, atol, prefix):
     _check_positive(f"{prefix}atol", atol)
 
 
+# numbers.Real / numbers.Integral, not (int, float) / int: NumPy scalars such as np.float32(1e-6)
+# or np.int64(100) (e.g. read from a config array) are valid values and were rejected.
 def _check_positive(name, value):
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
 def _check_nonnegative(name, value):
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
 
 
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")

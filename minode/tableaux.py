@@ -16,7 +16,7 @@ class ButcherTableau:
     ``order`` is the order of ``b``; ``error_order`` the order of the embedded solution (the
     error estimate is O(h^(error_order + 1)), which sets the step-size controller's exponent).
     ``fsal``: the last stage is f at the new solution ("first same as last"), reused by the next
-    step. ``dense`` names the interpolant between steps: "dopri5" or "hermite".
+    step. ``dense`` names the interpolant between steps: "dopri5", "tsit5" or "hermite".
     """
 
     name: str
@@ -111,7 +111,7 @@ TSIT5 = _tableau(
                                             0.007880878010261995, -0.1447110071732629,
                                             0.5823571654525552, -0.45808210592918697,
                                             1 / 66])],
-    order=5, error_order=4, fsal=True,
+    order=5, error_order=4, fsal=True, dense="tsit5",
     reference="Tsitouras (2011), Comput. Math. Appl. 62(2)")
 
 TABLEAUX = {t.name: t for t in (EULER, MIDPOINT, HEUN, RK4, BOSH3, DOPRI5, TSIT5)}
