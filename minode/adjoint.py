@@ -5,7 +5,8 @@ steps. For a loss L of the outputs, the adjoint a(t) = dL/dz(t) obeys (eq. (4))
 
     da/dt = -a(t)^T df(z(t), t, theta)/dz,
 
-and the gradients with respect to the parameters and the time follow from (eqs. (5), (51)-(52))
+the gradient with respect to the parameters is eq. (5), and the one with respect to time comes
+from the same construction with t as a state (Appendix B.2, "Gradients w.r.t. theta and t"):
 
     dL/dtheta = -int_{t_N}^{t_0} a(t)^T df/dtheta dt,   da_t/dt = -a(t)^T df/dt.
 
@@ -13,8 +14,8 @@ Algorithm 1 solves these together backwards in time as one ODE on the augmented 
 [z, a, a_theta, a_t], whose dynamics [f, -a^T df/dz, -a^T df/dtheta, -a^T df/dt] come from ONE
 vector-Jacobian product of f per evaluation. z is solved backwards too (it is not stored).
 
-With several output times (the paper's Figure 2 and Appendix B), the solve runs interval by
-interval: at each t_i, z is reset to the stored forward value z(t_i) and the direct gradient
+With several output times (the paper's Figure 2; Algorithm 2 in Appendix C), the solve runs
+interval by interval: at each t_i, z is reset to the stored forward value z(t_i) and the direct gradient
 dL/dz(t_i) is added to a. Signs of the time gradients (what `odeint` returns):
 
     dL/dt_i = dL/dz(t_i) . f(z(t_i), t_i)            for i > 0 (moving t_i moves its output),
