@@ -135,7 +135,7 @@ def asarray(x, dtype=None):
 
 def to_numpy(x):
     """``x`` (any backend's array, or a Python number) as a NumPy array in host memory."""
-    if isinstance(x, numpy.ndarray):
+    if type(x) is numpy.ndarray:  # not a subclass: another backend's array may be one
         return x
     if hasattr(x, "get"):  # CuPy's device-to-host copy
         return x.get()

@@ -58,9 +58,11 @@ def logsumexp(x, axis=-1, keepdims=False):
 def _logsumexp_vjp(result, x, axis=-1, keepdims=False):
     # d logsumexp / dx = softmax(x) along the axis.
     xp = backend.xp
-    kept = result if keepdims else xp.expand_dims(result, axis)
-    softmax = xp.exp(x - kept)
-    return lambda grad_out: softmax * (grad_out if keepdims else xp.expand_dims(grad_out, axis))
+
+    def restore(reduced):  # the reduced axis back in place (a 0-d total broadcasts as it is)
+        return reduced if keepdims or axis is None else xp.expand_dims(reduced, axis)
+    softmax = xp.exp(x - restore(result))
+    return lambda grad_out: softmax * restore(grad_out)
 
 
 defvjp(logsumexp, _logsumexp_vjp)

@@ -1,0 +1,65 @@
+"""Group normalisation (Wu & He 2018) without the affine part, and its VJP.
+
+Per sample, the channels are split into ``groups`` groups and each group is standardised over its
+channels and all spatial positions:
+
+    xhat = (x - mean) / std,   std = sqrt(var + eps),   mean and (biased) var over the group.
+
+No statistic crosses the batch axis, so a Neural ODE's dynamics stay per-sample (batch norm
+inside an ODE function would make one sample's derivative depend on the others). The learnable
+scale and shift are applied by `minode.nn.group_norm` with broadcasting multiply and add.
+"""
+from autograd.extend import defvjp, primitive
+
+from minode import backend
+
+
+def _grouped_shape(x_shape, groups):
+    return (x_shape[0], groups, -1)
+
+
+@primitive
+def group_norm(x, groups, eps=1e-5):
+    """Normalise ``x`` (N, C, ...) per sample over each group of C/groups channels.
+
+    For 2-D input (N, F) the F features are split into ``groups`` groups (``groups=1`` is layer
+    normalisation). Returns an array of ``x``'s shape with zero mean and unit variance per group.
+    """
+    _check_group_norm_args(x, groups, eps)
+    xp = backend.xp
+    grouped = xp.reshape(x, _grouped_shape(x.shape, groups))
+    centered = grouped - xp.mean(grouped, axis=-1, keepdims=True)
+    variance = xp.mean(xp.square(centered), axis=-1, keepdims=True)
+    centered *= 1 / xp.sqrt(variance + eps)  # in place: centered is our own temporary
+    return xp.reshape(centered, x.shape)
+
+
+def _group_norm_vjp(result, x, groups, eps=1e-5):
+    # With xhat = (x - mean) / std over a group of m entries, the chain rule through the mean
+    # and the variance gives, per group (means over the group's m entries):
+    #     grad_x = (grad_out - mean(grad_out) - xhat * mean(grad_out * xhat)) / std.
+    def vjp(grad_out):
+        xp = backend.xp
+        grouped_shape = _grouped_shape(x.shape, groups)
+        xhat = xp.reshape(result, grouped_shape)
+        grad = xp.reshape(grad_out, grouped_shape)
+        inverse_std = 1 / xp.sqrt(
+            xp.var(xp.reshape(x, grouped_shape), axis=-1, keepdims=True) + eps)
+        grad_x = grad - xp.mean(grad, axis=-1, keepdims=True)
+        grad_x -= xhat * xp.mean(grad * xhat, axis=-1, keepdims=True)
+        grad_x *= inverse_std
+        return xp.reshape(grad_x, x.shape)
+    return vjp
+
+
+defvjp(group_norm, _group_norm_vjp)
+
+
+def _check_group_norm_args(x, groups, eps):
+    if x.ndim < 2:
+        raise ValueError(f"group_norm: x must have a batch and a channel axis, got shape {x.shape}")
+    if int(groups) != groups or groups < 1 or x.shape[1] % groups:
+        raise ValueError(f"group_norm: groups must be a positive integer dividing the "
+                         f"{x.shape[1]} channels of x, got {groups!r}")
+    if not eps > 0:
+        raise ValueError(f"group_norm: eps must be positive, got {eps!r}")

@@ -1,0 +1,88 @@
+"""Every primitive's VJP against autograd.numpy's gradient and against central differences."""
+import numpy
+import pytest
+from autograd import grad
+from numpy.testing import assert_allclose
+
+from minode import ops
+from minode.gradcheck import check_grads
+from op_cases import CASES, cotangent_for, loss_of, minode_result, reference_result
+
+
+@pytest.mark.parametrize("c", CASES, ids=str)
+def test_forward_and_vjp_match_autograd_numpy_reference(c):
+    output, grads = minode_result(c)
+    reference_output, reference_grads = reference_result(c)
+    assert_allclose(output, reference_output, rtol=1e-12, atol=1e-12)
+    for argnum, g, reference in zip(c.argnums, grads, reference_grads):
+        assert g.shape == numpy.shape(c.inputs[argnum]) and g.dtype == numpy.float64
+        assert_allclose(g, reference, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("c", CASES, ids=str)
+def test_vjp_matches_central_finite_differences(c):
+    output = c.function(*c.inputs)
+    loss = loss_of(c.function, ops, c.inputs, c.argnums, cotangent_for(output.shape))
+    check_grads(loss, *[c.inputs[i] for i in c.argnums])
+
+
+def test_astype_vjp_returns_the_gradient_in_the_input_dtype():
+    x = numpy.linspace(-1.0, 1.0, 5)
+    g = grad(lambda x: ops.sum(ops.square(ops.astype(x, "float32"))))(x)
+    assert g.dtype == numpy.float64
+    assert_allclose(g, 2 * x, rtol=1e-6)
+
+
+def test_conv_and_group_norm_keep_float32():
+    rng = numpy.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 5, 5)).astype("float32")
+    w = rng.standard_normal((4, 4, 3, 3)).astype("float32")
+
+    def loss(x, w):
+        return ops.sum(ops.group_norm(ops.conv2d(x, w, 1, 1), 2))
+
+    assert ops.group_norm(ops.conv2d(x, w, 1, 1), 2).dtype == numpy.float32
+    grad_x, grad_w = grad(loss, (0, 1))(x, w)
+    assert grad_x.dtype == numpy.float32 and grad_w.dtype == numpy.float32
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: ops.conv2d(numpy.ones((1, 3, 5, 5)), numpy.ones((2, 4, 3, 3))), "input channels"),
+    (lambda: ops.conv2d(numpy.ones((3, 5, 5)), numpy.ones((2, 3, 3, 3))), "x must be"),
+    (lambda: ops.conv2d(numpy.ones((1, 3, 5, 5)), numpy.ones((2, 3, 3))), "w must be"),
+    (lambda: ops.conv2d(numpy.ones((1, 3, 5, 5)), numpy.ones((2, 3, 3, 3)), 0), "stride"),
+    (lambda: ops.conv2d(numpy.ones((1, 3, 2, 2)), numpy.ones((2, 3, 3, 3))), "kernel height"),
+    (lambda: ops.avg_pool2d(numpy.ones((1, 3, 4, 4)), 5), "size"),
+    (lambda: ops.group_norm(numpy.ones((2, 6, 3, 3)), 4), "groups"),
+    (lambda: ops.group_norm(numpy.ones(6), 1), "x must have"),
+    (lambda: ops.cross_entropy(numpy.ones((3, 4)), numpy.array([0, 1])), "labels"),
+    (lambda: ops.cross_entropy(numpy.ones((3, 4)), numpy.array([0, 1, 4])), "labels must lie"),
+    (lambda: ops.cross_entropy(numpy.ones((3, 4)), numpy.array([0.0, 1.0, 2.0])), "labels"),
+    (lambda: ops.mean_squared_error(numpy.ones((3, 4)), numpy.ones((4, 3))), "target"),
+    (lambda: ops.gaussian_log_likelihood(numpy.ones(4), numpy.ones(5), 0.0), "mean"),
+    (lambda: ops.gaussian_log_likelihood(numpy.ones(4), 0.0, numpy.ones((2, 4))), "log_var"),
+    (lambda: ops.kl_diag_gaussian_to_standard(numpy.ones(4), numpy.ones(3)), "log_var"),
+])
+def test_invalid_arguments_raise_value_error_naming_the_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_group_norm_output_has_zero_mean_and_unit_variance_per_group():
+    x = numpy.random.default_rng(1).standard_normal((3, 6, 4, 4)) * 5 + 2
+    groups = ops.group_norm(x, 3).reshape(3, 3, -1)
+    assert_allclose(groups.mean(axis=-1), 0, atol=1e-12)
+    assert_allclose(groups.var(axis=-1), 1, rtol=1e-4)
+
+
+def test_conv2d_gradient_wrt_one_argument_alone_equals_the_joint_one():
+    rng = numpy.random.default_rng(4)
+    x, w = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((4, 3, 3, 3))
+    cotangent = rng.standard_normal((2, 4, 3, 3))
+
+    def loss(x, w):
+        return ops.sum(ops.multiply(ops.conv2d(x, w, 2, 1), cotangent))
+
+    grad_x, grad_w = grad(loss, (0, 1))(x, w)
+    assert_allclose(grad(loss, 0)(x, w), grad_x, rtol=1e-14)
+    assert_allclose(grad(loss, 1)(x, w), grad_w, rtol=1e-14)
