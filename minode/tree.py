@@ -26,28 +26,35 @@ def tree_leaves(tree):
 
 
 def tree_map(function, tree, *other_trees):
-    """Apply ``function`` leaf by leaf; ``other_trees`` must have ``tree``'s structure."""
-    if isinstance(tree, dict):
-        _check_same_keys(tree, other_trees)
+    """Apply ``function`` leaf by leaf; ``other_trees`` must have ``tree``'s structure.
+
+    Like `tree_leaves`, it reads structure through autograd's container boxes; the result is
+    built from plain dicts, lists and tuples.
+    """
+    structure = getval(tree)
+    if isinstance(structure, dict):
+        _check_same_keys(structure, other_trees)
         return {key: tree_map(function, tree[key], *(o[key] for o in other_trees))
-                for key in tree}
-    if isinstance(tree, (tuple, list)):
-        _check_same_length(tree, other_trees)
-        mapped = [tree_map(function, *children) for children in zip(tree, *other_trees)]
-        return type(tree)(mapped)
+                for key in structure}
+    if isinstance(structure, (tuple, list)):
+        _check_same_length(structure, other_trees)
+        mapped = [tree_map(function, tree[i], *(o[i] for o in other_trees))
+                  for i in range(len(structure))]
+        return type(structure)(mapped)
     return function(tree, *other_trees)
 
 
-def _check_same_keys(tree, other_trees):
-    for other in other_trees:
-        if not isinstance(other, dict) or set(other) != set(tree):
-            raise ValueError(f"tree structures differ: dict with keys {sorted(tree)} vs {other!r}")
+def _check_same_keys(structure, other_trees):
+    for other in map(getval, other_trees):
+        if not isinstance(other, dict) or set(other) != set(structure):
+            raise ValueError(f"tree structures differ: dict with keys {sorted(structure)} vs "
+                             f"{other!r}")
 
 
-def _check_same_length(tree, other_trees):
-    for other in other_trees:
-        if not isinstance(other, (tuple, list)) or len(other) != len(tree):
-            raise ValueError(f"tree structures differ: sequence of length {len(tree)} vs "
+def _check_same_length(structure, other_trees):
+    for other in map(getval, other_trees):
+        if not isinstance(other, (tuple, list)) or len(other) != len(structure):
+            raise ValueError(f"tree structures differ: sequence of length {len(structure)} vs "
                              f"{type(other).__name__}")
 
 
