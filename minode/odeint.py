@@ -76,7 +76,7 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
     backward_method = method if adjoint_method is None else adjoint_method
     backward_step = step_size if adjoint_step_size is None else adjoint_step_size
     if adjoint_step_size is None and getattr(TABLEAUX.get(backward_method), "adaptive", False):
-        # gradcheck fix: an adaptive adjoint_method after a fixed-step forward solve must not
+        # An adaptive adjoint_method after a fixed-step forward solve must not
         # inherit the forward step_size (that raised "adjoint_step_size must be None").
         backward_step = None
     backward = _solve_options(
