@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from minode import SolverStats, backend, nn, odeint, ops, optim
+from minode.cli import positive_int
 
 # ---------------------------------------------------------------------------------------------
 # The true dynamics. Fields take a batch of states z of shape (batch, 2), as minode's models do.
@@ -368,7 +369,7 @@ def parse_args(argv=None):
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--experiment", choices=["linear", "mlp", "cubic", "all"], default="all")
-    parser.add_argument("--iters", type=_positive_int, default=None,
+    parser.add_argument("--iters", type=positive_int, default=None,
                         help="training iterations (default: per experiment)")
     parser.add_argument("--method", default="dopri5", help="an adaptive minode solver")
     parser.add_argument("--grad", choices=["adjoint", "backprop"], default="adjoint")
@@ -378,13 +379,6 @@ def parse_args(argv=None):
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--out", type=Path, default=Path("results/spiral"))
     return parser.parse_args(argv)
-
-
-def _positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def main(argv=None):
