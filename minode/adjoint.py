@@ -32,7 +32,7 @@ from minode import backend
 from minode.dynamics import time_as_array, vector_field
 from minode.integrate import SolveOptions, integrate
 from minode.stats import SolverStats
-from minode.ops import reshape
+from minode.ops import getitem, reshape
 from minode.stepping import rms_error_ratio
 
 
@@ -128,9 +128,9 @@ def _augmented_dynamics(problem, theta, layout):
     n, p = layout.n, layout.n_params
 
     def func_of_flat(inputs, t):
-        z = reshape(inputs[:n], layout.state_shape)
-        t_array = reshape(inputs[n + p], ()) if layout.with_time else t
-        return problem.func(z, t_array, problem.unflatten(inputs[n:n + p]))
+        z = reshape(getitem(inputs, slice(0, n)), layout.state_shape)
+        t_array = getitem(inputs, n + p) if layout.with_time else t
+        return problem.func(z, t_array, problem.unflatten(getitem(inputs, slice(n, n + p))))
 
     def rhs(state, t):
         z, a, _, _ = layout.unpack(state)

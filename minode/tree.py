@@ -81,7 +81,8 @@ def flatten(tree):
                              f"got {flat_vector.shape}")
         pieces, start = [], 0
         for shape, size in zip(shapes, sizes):
-            pieces.append(ops.reshape(flat_vector[start:start + size], shape))
+            # ops.getitem, not [...]: autograd's own slicing VJP scatters with the slow add.at
+            pieces.append(ops.reshape(ops.getitem(flat_vector, slice(start, start + size)), shape))
             start += size
         return None if tree is None else _rebuild(getval(tree), iter(pieces))
 
