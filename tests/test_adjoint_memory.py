@@ -1,20 +1,10 @@
 """The adjoint method's memory does not grow with the number of solver steps (Chen et al. 2018,
 sec. 2). Uses benchmarks/adjoint_memory.py, which also prints the backprop numbers."""
-import importlib.util
-import os
-
-BENCHMARK = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "adjoint_memory.py")
-
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("adjoint_memory", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from scripts import load_script
 
 
 def test_adjoint_peak_memory_stays_flat_from_10_to_1000_steps():
-    benchmark = _load_benchmark()
+    benchmark = load_script("benchmarks/adjoint_memory.py")
     small = benchmark.peak_memory("adjoint", 10)
     large = benchmark.peak_memory("adjoint", 1000)
     # Generous: 100x the steps may cost at most 2x the memory (measured: about 1.2x; backprop

@@ -1,9 +1,7 @@
 """Tutorial 2 (tutorials/mnist_odenet.py): smoke runs of every model and the ODE-Net's gradient."""
-import importlib.util
 import json
 import os
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,15 +10,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 from minode import backend, nn  # noqa: E402
 from minode.gradcheck import numerical_grad  # noqa: E402
-
-TUTORIAL = Path(__file__).resolve().parents[1] / "tutorials" / "mnist_odenet.py"
-
+from scripts import load_script  # noqa: E402
 
 def _load_tutorial():
-    spec = importlib.util.spec_from_file_location("mnist_odenet", TUTORIAL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tutorials/mnist_odenet.py")
 
 
 tutorial = _load_tutorial()

@@ -1,18 +1,11 @@
 """The spiral tutorial end to end: quick runs learn, and the linear fit recovers A."""
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-TUTORIAL = Path(__file__).resolve().parents[1] / "tutorials" / "spiral.py"
+from scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def spiral():
-    spec = importlib.util.spec_from_file_location("spiral_tutorial", TUTORIAL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tutorials/spiral.py")
 
 
 @pytest.mark.parametrize("experiment", ["linear", "mlp", "cubic"])
