@@ -73,7 +73,7 @@ def test_elbo_terms_match_hand_computed_values_on_a_tiny_case(tutorial):
     times = numpy.concatenate([batch.t_observed, batch.t_future])
     targets = numpy.concatenate([batch.x_observed, batch.x_future], axis=1)
     predicted = z0[:, None, :2] + numpy.array(velocity[:2]) * times[None, :, None]
-    s2 = tutorial.NOISE_STD ** 2
+    s2 = tutorial.LIKELIHOOD_STD ** 2
     expected_nll = numpy.sum(0.5 * (math.log(2 * math.pi * s2)
                                     + (targets - predicted) ** 2 / s2)) / 2
     expected_kl = 0.5 * numpy.sum(numpy.exp(log_var) + mean ** 2 - 1 - log_var)
@@ -99,8 +99,10 @@ def test_encoder_odeint_decoder_gradient_matches_central_differences(tutorial, g
     batch = tiny_batch(tutorial, rng, batch_size=2, n_observed=3, n_future=2)
     eps = rng.normal(size=(2, 2))
     solver = {"method": "dopri5", "rtol": 1e-11, "atol": 1e-12, "grad": grad_mode}
-    # The NLL is scaled by 1 / NOISE_STD^2 = 2500; dividing keeps the tolerances meaningful.
-    check_grads(lambda p: tutorial.latent_ode_loss(p, batch, eps, solver) / 2500.0, params,
+    # The NLL is scaled by 1 / LIKELIHOOD_STD^2; multiplying it back keeps the tolerances
+    # meaningful.
+    scale = tutorial.LIKELIHOOD_STD ** 2
+    check_grads(lambda p: tutorial.latent_ode_loss(p, batch, eps, solver) * scale, params,
                 rtol=1e-5, atol=1e-7)
 
 
@@ -108,7 +110,8 @@ def test_rnn_gradient_matches_central_differences(tutorial):
     rng = numpy.random.default_rng(2)
     params = tutorial.init_rnn(rng, units=3)
     batch = tiny_batch(tutorial, rng, batch_size=2, n_observed=3, n_future=2)
-    check_grads(lambda p: tutorial.rnn_loss(p, batch) / 2500.0, params, rtol=1e-6, atol=1e-8)
+    scale = tutorial.LIKELIHOOD_STD ** 2
+    check_grads(lambda p: tutorial.rnn_loss(p, batch) * scale, params, rtol=1e-6, atol=1e-8)
 
 
 def test_rnn_prediction_feeds_its_own_outputs_back(tutorial):

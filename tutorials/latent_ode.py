@@ -13,7 +13,7 @@ and is trained by the evidence lower bound
 
     ELBO = E_q[ sum_i log N(x_i; decoder(z(t_i)), s^2) ] - KL( q(z0 | x) || N(0, I) ),
 
-with the known observation noise s. Once trained it predicts the future of a series by solving
+with a fixed likelihood scale s. Once trained it predicts the future of a series by solving
 the ODE past the last observation. The baseline is an autoregressive GRU that reads each
 observation together with the time gap to the next one and predicts that next observation.
 
@@ -30,18 +30,29 @@ Scale (the paper trains on a GPU; this runs in minutes on a 2-core CPU):
   longest window grows from 40 grid points to the full 200 over the first 60% of training (a
   curriculum, see `longest_window`). All spirals of a batch share one window and one subset of
   times, so the latent ODE of a whole batch is a single batched solve.
-* latent dim 6, encoder GRU 25 units, dynamics MLP 6-32-32-6 (ELU), decoder MLP 6-32-2 (ELU),
-  4.3k parameters; the RNN baseline is a GRU of 40 units, 5.5k parameters.
+* latent dim 12, encoder GRU 50 units, dynamics MLP 12-32-32-12 (ELU), decoder MLP 12-32-2
+  (ELU), 11.8k parameters; the RNN baseline is a GRU of 40 units, 5.5k parameters. (With the
+  issue's latent dim 6 and 25 encoder units the model fitted worse at the same cost: after 300
+  steps held-out RMSE 0.95/0.95/0.97 and reconstruction RMSE 1.18, against 0.91/0.91/0.92 and
+  1.03 here; each step is overhead-bound, so the wider encoder costs almost no time.)
+* likelihood: s = LIKELIHOOD_STD = 0.1 for both models, not the data's noise 0.02. This is a
+  modelling choice (Chen et al.'s and Rubanova et al.'s code also train with a larger fixed
+  std): it keeps the loss values and gradients of order 1-100 rather than 10^3, and gives the KL
+  term a weight at which q(z0) stays a distribution. Measured honestly: at 300 steps s = 0.02,
+  0.1 and 0.3 gave the same held-out RMSE within 0.01, so it is not what improves the fit.
 * dopri5 at rtol=1e-3, atol=1e-4, gradients by backprop through the solver (``--grad adjoint``
   for the paper's adjoint: the same gradients to solver accuracy, several times slower here
   because every one of the ~100 output times starts a new backward interval).
-* both models: Adam, lr 0.01 halved every 400 steps, batch 50, 1500 steps, the same batches.
+* both models: Adam, lr 0.01 halved every 700 steps, batch 50, 2500 steps, the same batches.
   Both fit the whole window; ``--fit observed`` fits the observations only (the paper's
-  reconstruction objective), which at this budget reconstructs better and extrapolates worse.
+  reconstruction objective), which reconstructs better and extrapolates worse (measured at 300
+  steps). With 1500 steps the latent ODE's held-out RMSE was 0.97/0.93/0.91, barely under
+  "predict 0" (0.99); its loss was still falling, and the 2500 steps here give 0.82/0.77/0.73
+  (RNN 1.13/1.01/0.95): reconstructions follow most observed spirals, extrapolations are rough.
 
-Run ``python tutorials/latent_ode.py`` (about 7.5 minutes on 2 shared CPU cores) and look at
-``results/latent_ode/``; ``--quick`` is a smoke test of a few seconds. Training saves a checkpoint
-every 50 steps; ``--resume`` continues from it.
+Run ``python tutorials/latent_ode.py`` (8.3 minutes of wall and CPU time on a 2-core CPU) and
+look at ``results/latent_ode/``; ``--quick`` is a smoke test of a few seconds. Training saves a
+checkpoint every 50 steps; ``--resume`` continues from it.
 """
 import argparse
 import json
@@ -56,12 +67,13 @@ from tqdm import tqdm
 
 from minode import SolverStats, backend, datasets, nn, odeint, ops, optim
 
-LATENT_DIM = 6
-ENCODER_UNITS = 25
+LATENT_DIM = 12
+ENCODER_UNITS = 50
 DYNAMICS_UNITS = 32
 DECODER_UNITS = 32
 RNN_UNITS = 40
-NOISE_STD = 0.02             # the spirals' observation noise: the likelihood's known s
+NOISE_STD = 0.02             # the spirals' observation noise
+LIKELIHOOD_STD = 0.1         # the s of the training likelihood (a modelling choice, see above)
 OBSERVED_RANGE = 100         # grid points in which the observations of one window fall
 FUTURE_RANGE = 100           # grid points after them to predict
 N_OBSERVED = (30, 50, 100)   # how many of the OBSERVED_RANGE points are observed
@@ -77,10 +89,10 @@ class Config:
     n_spirals: int = 1000
     t_max: float = 6.29 * 2
     held_out: float = 0.1
-    iters: int = 1500
+    iters: int = 2500
     batch_size: int = 50
     lr: float = 0.01
-    lr_decay_every: int = 400
+    lr_decay_every: int = 700
     checkpoint_every: int = 50
 
 
@@ -174,9 +186,9 @@ def init_latent_ode(rng, latent_dim=LATENT_DIM, encoder_units=ENCODER_UNITS,
     The functions below read every size from these arrays, so the tests can use tiny ones.
     Two choices differ from the layers' defaults. The dynamics start with N(0, 0.1^2) weights
     and zero biases (as in Rubanova et al.'s latent ODE code), so the initial flow is slow and
-    smooth. The read-out's log-variance bias starts at INITIAL_LOG_VAR, a narrow q(z0): with
-    the known noise s = 0.02 the likelihood is sharp, and a posterior that starts at unit
-    variance would bury the decoder's input in sampling noise for hundreds of steps.
+    smooth. The read-out's log-variance bias starts at INITIAL_LOG_VAR, a narrow q(z0): the
+    likelihood (s = LIKELIHOOD_STD) is sharp next to the spirals' size, and a posterior that
+    starts at unit variance would bury the decoder's input in sampling noise for many steps.
     """
     encoder_out = nn.init_linear(rng, encoder_units, 2 * latent_dim)
     encoder_out["b"][latent_dim:] = INITIAL_LOG_VAR
@@ -256,7 +268,7 @@ def elbo_terms(params, batch, eps, solver, stats=None):
     targets = np.concatenate([batch.x_observed, batch.x_future], axis=1)
     predicted = decode(params["decoder"], solve_latent(params, z0, times, solver, stats))
     log_likelihood = ops.gaussian_log_likelihood(backend.asarray(targets), predicted,
-                                                 2 * np.log(NOISE_STD))
+                                                 2 * np.log(LIKELIHOOD_STD))
     batch_size = targets.shape[0]
     nll = ops.divide(ops.negative(ops.sum(log_likelihood)), batch_size)
     kl = ops.mean(ops.kl_diag_gaussian_to_standard(mean, log_var))
@@ -302,7 +314,7 @@ def rnn_loss(params, batch):
     states = nn.gru(params["gru"], rnn_inputs(times, xs), h0, return_all=True)   # (T-1, B, H)
     predicted = nn.linear(params["out"], states)
     targets = backend.asarray(np.ascontiguousarray(xs[:, 1:].transpose(1, 0, 2)))
-    log_likelihood = ops.gaussian_log_likelihood(targets, predicted, 2 * np.log(NOISE_STD))
+    log_likelihood = ops.gaussian_log_likelihood(targets, predicted, 2 * np.log(LIKELIHOOD_STD))
     return ops.divide(ops.negative(ops.sum(log_likelihood)), xs.shape[0])
 
 
@@ -623,7 +635,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="100 spirals, 30 steps per model: a smoke test")
     parser.add_argument("--iters", type=_positive_int, default=None,
-                        help="Adam steps per model (default 1500, --quick 30)")
+                        help="Adam steps per model (default 2500, --quick 30)")
     parser.add_argument("--batch-size", type=_positive_int, default=None,
                         help="spirals per batch (default 50, --quick 16)")
     parser.add_argument("--seed", type=int, default=0)
