@@ -5,25 +5,19 @@ encoder -> odeint -> decoder against central finite differences.
 tests/test_datasets.py.)
 """
 import dataclasses
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy
 import pytest
+from scripts import load_script
 
 from minode import backend
 from minode.gradcheck import check_grads
 
-TUTORIAL = Path(__file__).resolve().parent.parent / "tutorials" / "latent_ode.py"
-
 
 @pytest.fixture(scope="module")
 def tutorial():
-    spec = importlib.util.spec_from_file_location("latent_ode_tutorial", TUTORIAL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tutorials/latent_ode.py")
 
 
 def tiny_batch(tutorial, rng, batch_size=2, n_observed=4, n_future=3):

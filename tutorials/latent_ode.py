@@ -66,6 +66,7 @@ import numpy as np
 from tqdm import tqdm
 
 from minode import SolverStats, backend, datasets, nn, odeint, ops, optim
+from minode.cli import positive_int
 
 LATENT_DIM = 12
 ENCODER_UNITS = 50
@@ -634,9 +635,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="100 spirals, 30 steps per model: a smoke test")
-    parser.add_argument("--iters", type=_positive_int, default=None,
+    parser.add_argument("--iters", type=positive_int, default=None,
                         help="Adam steps per model (default 2500, --quick 30)")
-    parser.add_argument("--batch-size", type=_positive_int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="spirals per batch (default 50, --quick 16)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/latent_ode"))
@@ -650,13 +651,6 @@ def parse_args(argv=None):
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
-
-
-def _positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def main(argv=None):
