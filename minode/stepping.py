@@ -68,11 +68,8 @@ def interpolate(tableau, y0, y1, h, stages, theta):
     """
     f0, f1 = stages[0], stages[-1]
     if tableau.dense == "tsit5":
-        increment = None
-        for row, k in zip(_TSIT5_DENSE, stages):
-            weight = sum(r * theta ** (j + 1) for j, r in enumerate(row))
-            increment = weight * k if increment is None else increment + weight * k
-        return y0 + h * increment
+        weights = [sum(r * theta ** (j + 1) for j, r in enumerate(row)) for row in _TSIT5_DENSE]
+        return linear_combination(y0, h, weights, stages)
     if tableau.dense == "dopri5":
         delta = y1 - y0
         term3 = h * f0 - delta
