@@ -108,8 +108,8 @@ def _integrate_adaptive(rhs, y0, grid, options, counts, first_step, error_ratio)
     while next_output < len(grid):
         if attempts >= options.max_steps:
             raise SolverError(f"max_steps={options.max_steps} exceeded at "
-                              f"t={float(getval(t)):.6g} after {counts.nfe} function evaluations; raise max_steps or "
-                              f"loosen rtol/atol")
+                              f"t={float(getval(t)):.6g} after {counts.nfe} function "
+                              f"evaluations; raise max_steps or loosen rtol/atol")
         attempts += 1
         wanted = h
         clipped = float(getval(t)) + h >= float(getval(t_end))
