@@ -15,8 +15,8 @@ Algorithm 1 solves these together backwards in time as one ODE on the augmented 
 vector-Jacobian product of f per evaluation. z is solved backwards too (it is not stored).
 
 With several output times (the paper's Figure 2; Algorithm 2 in Appendix C), the solve runs
-interval by interval: at each t_i, z is reset to the stored forward value z(t_i) and the direct gradient
-dL/dz(t_i) is added to a. Signs of the time gradients (what `odeint` returns):
+interval by interval: at each t_i, z is reset to the stored forward value z(t_i) and the
+direct gradient dL/dz(t_i) is added to a. Signs of the time gradients (what `odeint` returns):
 
     dL/dt_i = dL/dz(t_i) . f(z(t_i), t_i)            for i > 0 (moving t_i moves its output),
     dL/dt_0 = a_t(t_0) = -a(t_0) . f(z(t_0), t_0)    (moving t_0 shifts the whole trajectory),
