@@ -31,8 +31,8 @@ from autograd.extend import defvjp_argnums, primitive
 from minode import backend
 from minode.dynamics import time_as_array, vector_field
 from minode.integrate import SolveOptions, integrate
-from minode.stats import SolverStats
 from minode.ops import getitem, reshape
+from minode.stats import SolverStats
 from minode.stepping import rms_error_ratio
 
 
