@@ -30,7 +30,7 @@ from autograd.extend import defvjp_argnums, primitive
 
 from minode import backend
 from minode.dynamics import time_as_array, vector_field
-from minode.integrate import SolveOptions, integrate
+from minode.integrate import SolveOptions, host_times, integrate
 from minode.ops import getitem, reshape
 from minode.stats import SolverStats
 from minode.stepping import rms_error_ratio
@@ -62,7 +62,7 @@ def odeint_adjoint(y0, t, theta, problem):
     (len(t),) + y0.shape, with ``ys[0] == y0``.
     """
     rhs = vector_field(problem.func, problem.unflatten(theta))
-    times = [float(x) for x in backend.to_numpy(t)]
+    times = host_times(t)
     outputs, _ = integrate(rhs, y0, times, problem.forward, problem.stats.forward)
     return backend.xp.stack([y0] + outputs)
 
@@ -149,7 +149,7 @@ def _backward_solve(problem, ys, t, theta, grad_ys, want_time_grads):
     aug_rhs = _augmented_dynamics(problem, theta, layout)
     error_ratio = layout.seminorm_ratio if problem.seminorm else rms_error_ratio
     f = vector_field(problem.func, params)
-    times = [float(x) for x in backend.to_numpy(t)]
+    times = host_times(t)
     n_times = len(times)
 
     grad_t = xp.zeros(n_times, dtype=ys.dtype) if want_time_grads else None

@@ -15,7 +15,7 @@ import numpy
 from autograd.extend import VSpace
 
 __all__ = ["xp", "name", "set_backend", "register_backend", "available_backends",
-           "asarray", "to_numpy", "is_array"]
+           "asarray", "to_numpy"]
 
 xp = numpy
 name = "numpy"
@@ -141,10 +141,6 @@ def to_numpy(x):
         return x.get()
     return numpy.asarray(x)
 
-
-def is_array(x):
-    """True when ``x`` is an array of the active backend."""
-    return isinstance(x, array_type)
 
 
 _requested = os.environ.get("MINODE_BACKEND", "numpy")

@@ -36,6 +36,11 @@ class SolveOptions:
     min_step: float = 0.0
 
 
+def host_times(t):
+    """The entries of a 1-D time array as Python floats: the engine's clock runs on the host."""
+    return [float(x) for x in backend.to_numpy(t)]
+
+
 def integrate(rhs, y0, times, options, counts, *, first_step=None, error_ratio=rms_error_ratio):
     """Solve dy/dt = rhs(y, t) from ``times[0]`` and return ``(outputs, next_step)``.
 

@@ -13,7 +13,7 @@ from autograd.tracer import getval, isbox
 from minode import backend
 from minode.adjoint import AdjointProblem, odeint_adjoint
 from minode.dynamics import vector_field
-from minode.integrate import SolveOptions, integrate
+from minode.integrate import SolveOptions, host_times, integrate
 from minode.ops import stack
 from minode.scipy_bridge import SCIPY_METHODS, solve_with_scipy
 from minode.stats import SolverStats
@@ -76,9 +76,7 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
     backward_method = method if adjoint_method is None else adjoint_method
     backward_step = step_size if adjoint_step_size is None else adjoint_step_size
     if adjoint_step_size is None and getattr(TABLEAUX.get(backward_method), "adaptive", False):
-        # An adaptive adjoint_method after a fixed-step forward solve must not
-        # inherit the forward step_size (that raised "adjoint_step_size must be None").
-        backward_step = None
+        backward_step = None  # an adaptive backward solve chooses its own steps
     backward = _solve_options(
         backward_method,
         rtol if adjoint_rtol is None else adjoint_rtol,
@@ -94,7 +92,7 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
 
 def _odeint_backprop(func, y0, t, params, options, stats):
     """Solve with every step traced by autograd (discretise-then-optimise)."""
-    times = [t[i] for i in range(len(t))] if isbox(t) else [float(x) for x in backend.to_numpy(t)]
+    times = [t[i] for i in range(len(t))] if isbox(t) else host_times(t)
     outputs, _ = integrate(vector_field(func, params), y0, times, options, stats.forward)
     return stack([y0] + outputs)
 
