@@ -18,12 +18,13 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 
 import numpy
 from tqdm import tqdm
+
+from minode.files import atomic_file
 
 __all__ = ["read_idx", "write_idx", "load_mnist", "BUNDLED_MNIST_DIR", "MNIST_MIRRORS",
            "MNIST_FULL_FILES", "Spirals", "make_spirals"]
@@ -147,27 +148,8 @@ def write_idx(path, array):
     content = header + numpy.ascontiguousarray(array, dtype=_IDX_DTYPES[type_code]).tobytes()
     if str(path).endswith(".gz"):
         content = gzip.compress(content, mtime=0)  # mtime=0: same array, same bytes
-    _write_atomically(path, content)
-
-
-def _write_atomically(path, content):
-    """Write ``content`` to a temporary file beside ``path``, then rename it to ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
-
-
-def _remove_quietly(path):
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
+    with atomic_file(path) as file:
+        file.write(content)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -267,18 +249,19 @@ def _download_verified(name, path, sha256, size):
                        "(no network?); the bundled 10k subset works offline: drop --full")
 
 
+class _WrongChecksum(Exception):
+    """Raised inside `atomic_file` to discard a download whose SHA-256 is not the expected one."""
+
+
 def _download_to(url, path, sha256, size):
     """Stream ``url`` into a temporary file beside ``path``, hashing as it goes.
 
-    Only a file whose SHA-256 equals ``sha256`` is moved to ``path`` (atomically, with
-    ``os.replace``); otherwise the temporary file is removed. Returns the SHA-256 of the bytes
-    received.
+    Only a file whose SHA-256 equals ``sha256`` replaces ``path`` (`minode.files.atomic_file`);
+    otherwise the temporary file is removed. Returns the SHA-256 of the bytes received.
     """
     digest = hashlib.sha256()
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-",
-                                         suffix=".part")
     try:
-        with os.fdopen(handle, "wb") as file, \
+        with atomic_file(path) as file, \
                 urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, \
                 tqdm(total=size, unit="B", unit_scale=True, desc=os.path.basename(path),
                      disable=None, leave=False) as progress:
@@ -286,10 +269,10 @@ def _download_to(url, path, sha256, size):
                 file.write(chunk)
                 digest.update(chunk)
                 progress.update(len(chunk))
-        if digest.hexdigest() == sha256:
-            os.replace(temporary, path)
-    finally:
-        _remove_quietly(temporary)  # a no-op once the file has been moved into place
+            if digest.hexdigest() != sha256:
+                raise _WrongChecksum
+    except _WrongChecksum:
+        pass
     return digest.hexdigest()
 
 

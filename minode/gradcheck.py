@@ -19,7 +19,7 @@ from autograd import grad
 from minode import backend
 from minode.odeint import odeint
 from minode.stats import SolverStats
-from minode.tree import flatten
+from minode.tree import flatten, tree_paths
 
 __all__ = ["numerical_grad", "check_grads", "relative_error", "compare_gradients",
            "GradientComparison"]
@@ -205,7 +205,7 @@ def _entry_names(tree, prefixes):
     the order of `minode.tree.flatten`: e.g. ``argument 1['W'][0, 2]``."""
     names = []
     for prefix, subtree in zip(prefixes, tree):
-        for path, leaf in _leaf_paths(subtree, prefix):
+        for path, leaf in tree_paths(subtree, prefix):
             shape = tuple(leaf.shape)
             if not shape:
                 names.append(path)
@@ -214,17 +214,6 @@ def _entry_names(tree, prefixes):
                 index = _unravel(flat, shape)
                 names.append(f"{path}[{', '.join(str(i) for i in index)}]")
     return names
-
-
-def _leaf_paths(tree, prefix):
-    """(path, leaf) pairs in the order of `minode.tree.tree_leaves` (dict keys sorted)."""
-    if isinstance(tree, dict):
-        return [pair for key in sorted(tree)
-                for pair in _leaf_paths(tree[key], f"{prefix}[{key!r}]")]
-    if isinstance(tree, (tuple, list)):
-        return [pair for i, child in enumerate(tree)
-                for pair in _leaf_paths(child, f"{prefix}[{i}]")]
-    return [(prefix, tree)]
 
 
 def _unravel(flat, shape):

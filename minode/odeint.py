@@ -6,11 +6,12 @@ Inputs are checked and normalised here, once, so that the engine (`minode.integr
 adjoint (`minode.adjoint`) see one canonical problem.
 """
 import math
-import numbers
 
 from autograd.tracer import getval, isbox
 
 from minode import backend
+from minode.checks import (check_choice, check_nonnegative, check_positive,
+                           check_positive_int)
 from minode.adjoint import AdjointProblem, odeint_adjoint
 from minode.dynamics import vector_field
 from minode.integrate import SolveOptions, host_times, integrate
@@ -66,7 +67,7 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
     _check_callable(func)
     y0 = _check_state(y0)
     t = _check_times(t)
-    _check_choice("grad", grad, GRAD_MODES)
+    check_choice("grad", grad, GRAD_MODES)
     stats = _check_stats(stats)
     forward = _solve_options(method, rtol, atol, step_size, max_steps, min_step, "")
     if isinstance(forward, str):
@@ -109,25 +110,27 @@ def _solve_options(method, rtol, atol, step_size, max_steps, min_step, prefix):
     """Check the solver arguments; returns `SolveOptions`, or the SciPy method's name."""
     if not isinstance(method, str):
         raise ValueError(f"{prefix}method must be a string, got {method!r}")
-    _check_positive_int("max_steps", max_steps)
-    _check_nonnegative("min_step", min_step)
+    check_positive_int("max_steps", max_steps)
+    check_nonnegative("min_step", min_step)
     if method.startswith("scipy:"):
         scipy_method = method[len("scipy:"):]
-        _check_choice(f"{prefix}method", scipy_method, SCIPY_METHODS, prefix="scipy:")
-        _check_tolerances(rtol, atol, prefix)
+        check_choice(f"{prefix}method", scipy_method, SCIPY_METHODS, prefix="scipy:")
+        check_positive(f"{prefix}rtol", rtol)
+        check_positive(f"{prefix}atol", atol)
         return scipy_method
-    _check_choice(f"{prefix}method", method, tuple(TABLEAUX))
+    check_choice(f"{prefix}method", method, tuple(TABLEAUX))
     tableau = TABLEAUX[method]
     if tableau.adaptive:
         if step_size is not None:
             raise ValueError(f"{prefix}step_size must be None for the adaptive method "
                              f"{method!r} (it chooses its own steps); got {step_size!r}")
-        _check_tolerances(rtol, atol, prefix)
+        check_positive(f"{prefix}rtol", rtol)
+        check_positive(f"{prefix}atol", atol)
     else:
         if step_size is None:
             raise ValueError(f"{prefix}step_size is required for the fixed-step method "
                              f"{method!r}; pass e.g. step_size=0.01 or use 'dopri5'")
-        _check_positive(f"{prefix}step_size", step_size)
+        check_positive(f"{prefix}step_size", step_size)
     return SolveOptions(tableau, float(rtol), float(atol),
                         None if step_size is None else float(step_size), max_steps, min_step)
 
@@ -179,31 +182,3 @@ def _check_stats(stats):
     if not isinstance(stats, SolverStats):
         raise TypeError(f"stats must be a minode.SolverStats or None, got {type(stats).__name__}")
     return stats
-
-
-def _check_choice(name, value, choices, prefix=""):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {[prefix + c for c in choices]}, "
-                         f"got {prefix + str(value)!r}")
-
-
-def _check_tolerances(rtol, atol, prefix):
-    _check_positive(f"{prefix}rtol", rtol)
-    _check_positive(f"{prefix}atol", atol)
-
-
-# numbers.Real / numbers.Integral, not (int, float) / int: NumPy scalars such as np.float32(1e-6)
-# or np.int64(100) (e.g. read from a config array) are valid values and were rejected.
-def _check_positive(name, value):
-    if not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
-def _check_nonnegative(name, value):
-    if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -1,4 +1,4 @@
-"""Optimizers on parameter pytrees, learning-rate schedules, and saving parameters to disk.
+"""Optimizers on parameter pytrees and learning-rate schedules.
 
 An optimizer holds only its hyperparameters; its state is a plain dict that the caller keeps:
 
@@ -11,45 +11,28 @@ An optimizer holds only its hyperparameters; its state is a plain dict that the 
 Every update is written leaf by leaf with `tree_map` and array arithmetic, so it runs on NumPy
 and CuPy alike; nothing here is differentiated.
 """
-import json
-import math
-import os
-import tempfile
-
-import numpy  # only for the .npz file format in save_params / load_params
-
 from minode import backend
-from minode.tree import tree_leaves, tree_map
+from minode.checks import check_fraction, check_positive, check_positive_int
+from minode.tree import tree_map
 
-__all__ = ["constant", "step_decay", "SGD", "RMSprop", "Adam", "save_params", "load_params"]
+__all__ = ["constant", "step_decay", "SGD", "RMSprop", "Adam"]
 
 
 # ----------------------------------------------------------------------------- Schedules
 
 def constant(lr):
     """The schedule ``step -> lr``."""
-    _check_positive("lr", lr)
+    check_positive("lr", lr)
     return lambda step: lr
 
 
 def step_decay(lr, factor, every):
     """The schedule ``step -> lr * factor ** (step // every)``: multiply by ``factor`` every
     ``every`` steps (steps count from 0, the first update)."""
-    _check_positive("lr", lr)
-    _check_positive("factor", factor)
-    if not isinstance(every, int) or every < 1:
-        raise ValueError(f"every must be a positive integer, got {every!r}")
+    check_positive("lr", lr)
+    check_positive("factor", factor)
+    check_positive_int("every", every)
     return lambda step: lr * factor ** (step // every)
-
-
-def _check_positive(name, value):
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
-def _check_fraction(name, value):
-    if not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
 
 
 # ----------------------------------------------------------------------------- Optimizers
@@ -97,7 +80,7 @@ class SGD(Optimizer):
 
     def __init__(self, lr, momentum=0.9):
         super().__init__(lr)
-        _check_fraction("momentum", momentum)
+        check_fraction("momentum", momentum)
         self.momentum = momentum
 
     def _update(self, params, grads, state, lr, step):
@@ -116,8 +99,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr, decay=0.99, eps=1e-8):
         super().__init__(lr)
-        _check_fraction("decay", decay)
-        _check_positive("eps", eps)
+        check_fraction("decay", decay)
+        check_positive("eps", eps)
         self.decay, self.eps = decay, eps
 
     def _update(self, params, grads, state, lr, step):
@@ -140,9 +123,9 @@ class Adam(Optimizer):
 
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
         super().__init__(lr)
-        _check_fraction("b1", b1)
-        _check_fraction("b2", b2)
-        _check_positive("eps", eps)
+        check_fraction("b1", b1)
+        check_fraction("b2", b2)
+        check_positive("eps", eps)
         self.b1, self.b2, self.eps = b1, b2, eps
 
     def _update(self, params, grads, state, lr, step):
@@ -153,95 +136,3 @@ class Adam(Optimizer):
         params = tree_map(lambda p, m, v: p - lr * (m * m_scale) / (sqrt(v * v_scale) + self.eps),
                           params, m, v)
         return params, {"m": m, "v": v}
-
-
-# ----------------------------------------------------------------------------- Saving parameters
-
-_STRUCTURE_KEY = "__tree_structure__"
-
-
-def _structure(tree, counter):
-    """The shape of ``tree`` as JSON-ready data, leaves replaced by their index in the file."""
-    if isinstance(tree, dict):
-        for key in tree:
-            if not isinstance(key, str):
-                raise TypeError(f"save_params needs string dict keys, got {key!r}")
-        return {"dict": {key: _structure(tree[key], counter) for key in sorted(tree)}}
-    if isinstance(tree, (tuple, list)):
-        return {type(tree).__name__: [_structure(child, counter) for child in tree]}
-    counter.append(None)
-    return len(counter) - 1
-
-
-def _rebuild(structure, leaves):
-    if isinstance(structure, int):
-        return leaves[structure]
-    (kind, children), = structure.items()
-    if kind == "dict":
-        return {key: _rebuild(child, leaves) for key, child in children.items()}
-    rebuilt = [_rebuild(child, leaves) for child in children]
-    return tuple(rebuilt) if kind == "tuple" else rebuilt
-
-
-def save_params(path, params):
-    """Write the pytree ``params`` to the ``.npz`` file ``path``, atomically.
-
-    The arrays are stored as ``leaf_0, leaf_1, ...`` (copied to host memory), the tree structure
-    as JSON. The file is written to a temporary file in the same directory and then renamed over
-    ``path``, so a crash or error never leaves a half-written ``path``.
-    """
-    path = os.fspath(path)
-    arrays = {f"leaf_{i}": numpy.asarray(backend.to_numpy(leaf))
-              for i, leaf in enumerate(tree_leaves(params))}
-    arrays[_STRUCTURE_KEY] = numpy.array(json.dumps(_structure(params, [])))
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".params-", suffix=".npz.tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            numpy.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-def load_params(path, like=None):
-    """Read a pytree written by `save_params`; its arrays come back on the active backend.
-
-    With ``like`` (a pytree, e.g. freshly initialised parameters) the file must hold the same
-    structure with the same shapes and dtypes, else ``ValueError`` says where they differ.
-    """
-    with numpy.load(os.fspath(path), allow_pickle=False) as data:
-        if _STRUCTURE_KEY not in data:
-            raise ValueError(f"{path} was not written by save_params (no tree structure in it)")
-        structure = json.loads(str(data[_STRUCTURE_KEY]))
-        leaves = [data[f"leaf_{i}"] for i in range(len(data.files) - 1)]
-    params = _rebuild(structure, leaves)
-    if like is not None:
-        _check_same_tree(params, like, "params")
-    return tree_map(backend.asarray, params)
-
-
-def _check_same_tree(loaded, like, where):
-    if isinstance(like, dict) != isinstance(loaded, dict) or (
-            isinstance(like, (tuple, list)) != isinstance(loaded, (tuple, list))):
-        raise ValueError(f"the file's tree does not match `like` at {where}: the file has "
-                         f"{type(loaded).__name__}, `like` has {type(like).__name__}")
-    if isinstance(like, dict):
-        if set(like) != set(loaded):
-            raise ValueError(f"the file's tree does not match `like` at {where}: the file has "
-                             f"keys {sorted(loaded)}, `like` has {sorted(like)}")
-        for key in like:
-            _check_same_tree(loaded[key], like[key], f"{where}[{key!r}]")
-    elif isinstance(like, (tuple, list)):
-        if len(like) != len(loaded):
-            raise ValueError(f"the file's tree does not match `like` at {where}: the file has "
-                             f"{len(loaded)} entries, `like` has {len(like)}")
-        for index, (child, like_child) in enumerate(zip(loaded, like)):
-            _check_same_tree(child, like_child, f"{where}[{index}]")
-    elif (tuple(loaded.shape), str(loaded.dtype)) != (tuple(like.shape), str(like.dtype)):
-        raise ValueError(f"the file's tree does not match `like` at {where}: the file has shape "
-                         f"{tuple(loaded.shape)} and dtype {loaded.dtype}, `like` has "
-                         f"{tuple(like.shape)} and dtype {like.dtype}")

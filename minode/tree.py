@@ -1,68 +1,115 @@
-"""Parameter pytrees: nested tuples, lists and dicts of arrays, flattened to one vector and back.
+"""Parameter pytrees: nested tuples, lists and dicts of arrays, walked, flattened and saved.
+
+One walk serves everything here: `_children` lists a node's children in a fixed order (dict keys
+sorted), `_rebuild` puts a node of the same kind back together. On it stand
+
+    tree_leaves(tree)         the leaves in that order
+    tree_paths(tree, prefix)  (path, leaf) pairs, e.g. ("params['w'][0]", array)
+    tree_map(f, tree, ...)    f leaf by leaf
+    flatten(tree)             one 1-D vector and the function that rebuilds the tree
+    save_params / load_params a tree in an ``.npz`` file, written atomically
 
 autograd's own ``autograd.misc.flatten`` builds NumPy arrays; these use minode's primitives, so
-they work (and are differentiable) on every backend.
+they work (and are differentiable) on every backend. The walk reads a node's kind through
+autograd's container boxes (``getval``), so a tree traced as a whole (a DictBox, a SequenceBox)
+is walked like a plain one, and indexing the box gives traced leaves.
 """
+import json
+import os
+
+import numpy  # only for the .npz file format of save_params / load_params
 from autograd.tracer import getval
 
 from minode import backend, ops
+from minode.files import atomic_file
 
-_CONTAINERS = (tuple, list, dict)
+__all__ = ["tree_leaves", "tree_paths", "tree_map", "flatten", "save_params", "load_params",
+           "check_same_tree"]
+
+
+def _children(tree):
+    """``[(key, child), ...]`` of a dict (keys sorted), tuple or list; None for a leaf."""
+    structure = getval(tree)
+    if isinstance(structure, dict):
+        return [(key, tree[key]) for key in sorted(structure)]
+    if isinstance(structure, (tuple, list)):
+        return [(index, tree[index]) for index in range(len(structure))]
+    return None
+
+
+def _rebuild(like, keys, children):
+    """A node of ``like``'s kind (dict, tuple or list) holding ``children`` under ``keys``."""
+    kind = type(getval(like))
+    if issubclass(kind, dict):
+        return dict(zip(keys, children))
+    return kind(children)
 
 
 def tree_leaves(tree):
-    """The arrays of ``tree`` in a fixed order (dict keys sorted).
+    """The leaves of ``tree`` (anything that is not a dict, tuple or list) in the walk's order."""
+    children = _children(tree)
+    if children is None:
+        return [tree]
+    return [leaf for _, child in children for leaf in tree_leaves(child)]
 
-    ``tree`` may be traced by autograd as a whole (a DictBox or SequenceBox when the gradient is
-    taken w.r.t. a dict or tuple): the structure is read from its value, and indexing the box
-    gives traced leaves.
-    """
-    structure = getval(tree)
-    if isinstance(structure, dict):
-        return [leaf for key in sorted(structure) for leaf in tree_leaves(tree[key])]
-    if isinstance(structure, (tuple, list)):
-        return [leaf for i in range(len(structure)) for leaf in tree_leaves(tree[i])]
-    return [tree]
+
+def tree_paths(tree, prefix=""):
+    """``(path, leaf)`` pairs in the order of `tree_leaves`; a path reads like Python indexing,
+    ``prefix['encoder'][1]``."""
+    children = _children(tree)
+    if children is None:
+        return [(prefix, tree)]
+    return [pair for key, child in children for pair in tree_paths(child, f"{prefix}[{key!r}]")]
 
 
 def tree_map(function, tree, *other_trees):
     """Apply ``function`` leaf by leaf; ``other_trees`` must have ``tree``'s structure.
 
-    Like `tree_leaves`, it reads structure through autograd's container boxes; the result is
-    built from plain dicts, lists and tuples.
+    The result is built from plain dicts, lists and tuples.
     """
+    children = _children(tree)
+    if children is None:
+        return function(tree, *other_trees)
+    keys = [key for key, _ in children]
+    for other in other_trees:
+        _check_same_node(tree, other, keys)
+    mapped = [tree_map(function, child, *(other[key] for other in other_trees))
+              for key, child in children]
+    return _rebuild(tree, keys, mapped)
+
+
+def _check_same_node(tree, other, keys):
+    other_children = _children(other)
+    same_kind = isinstance(getval(other), dict) == isinstance(getval(tree), dict)
+    if other_children is None or not same_kind or [k for k, _ in other_children] != keys:
+        raise ValueError(f"tree structures differ: {_node_name(tree)} vs {_node_name(other)}")
+
+
+def _node_name(tree):
+    """A dict by its keys, a tuple or list by its length, a leaf by its type."""
     structure = getval(tree)
     if isinstance(structure, dict):
-        _check_same_keys(structure, other_trees)
-        return {key: tree_map(function, tree[key], *(o[key] for o in other_trees))
-                for key in structure}
+        return f"dict with keys {sorted(structure)}"
     if isinstance(structure, (tuple, list)):
-        _check_same_length(structure, other_trees)
-        mapped = [tree_map(function, tree[i], *(o[i] for o in other_trees))
-                  for i in range(len(structure))]
-        return type(structure)(mapped)
-    return function(tree, *other_trees)
+        return f"{type(structure).__name__} of length {len(structure)}"
+    return type(structure).__name__
 
 
-def _check_same_keys(structure, other_trees):
-    for other in map(getval, other_trees):
-        if not isinstance(other, dict) or set(other) != set(structure):
-            raise ValueError(f"tree structures differ: dict with keys {sorted(structure)} vs "
-                             f"{other!r}")
-
-
-def _check_same_length(structure, other_trees):
-    for other in map(getval, other_trees):
-        if not isinstance(other, (tuple, list)) or len(other) != len(structure):
-            raise ValueError(f"tree structures differ: sequence of length {len(structure)} vs "
-                             f"{type(other).__name__}")
+def _unflattened(tree, pieces):
+    """``tree``'s structure with its leaves replaced, in order, by ``next(pieces)``."""
+    children = _children(tree)
+    if children is None:
+        return next(pieces)
+    return _rebuild(tree, [key for key, _ in children],
+                    [_unflattened(child, pieces) for _, child in children])
 
 
 def flatten(tree):
     """Concatenate the leaves of ``tree`` into one 1-D array; returns ``(vector, unflatten)``.
 
-    ``unflatten(vector)`` rebuilds a tree of the same structure, shapes and dtypes. Both
-    directions are differentiable. An empty tree (or None) gives an empty vector.
+    The vector has the leaves' common (promoted) dtype; ``unflatten(vector)`` rebuilds a tree of
+    the same structure, shapes and leaf dtypes (a float32 leaf beside a float64 one comes back
+    float32). Both directions are differentiable. An empty tree (or None) gives an empty vector.
     """
     leaves = [] if tree is None else tree_leaves(tree)
     for leaf in leaves:
@@ -70,28 +117,131 @@ def flatten(tree):
             raise TypeError(f"every leaf of params must be an array, got {type(leaf).__name__}")
     shapes = [getval(leaf).shape for leaf in leaves]
     sizes = [int(getval(leaf).size) for leaf in leaves]
+    dtypes = [getval(leaf).dtype for leaf in leaves]
     if leaves:
         vector = ops.concatenate([ops.ravel(leaf) for leaf in leaves])
     else:
         vector = backend.xp.zeros(0)
+    skeleton = getval(tree)
 
     def unflatten(flat_vector):
         if flat_vector.shape != (sum(sizes),):
             raise ValueError(f"unflatten expected a vector of shape ({sum(sizes)},), "
                              f"got {flat_vector.shape}")
         pieces, start = [], 0
-        for shape, size in zip(shapes, sizes):
+        for shape, size, dtype in zip(shapes, sizes, dtypes):
             # ops.getitem, not [...]: autograd's own slicing VJP scatters with the slow add.at
-            pieces.append(ops.reshape(ops.getitem(flat_vector, slice(start, start + size)), shape))
+            piece = ops.reshape(ops.getitem(flat_vector, slice(start, start + size)), shape)
+            pieces.append(piece if piece.dtype == dtype else ops.astype(piece, dtype))
             start += size
-        return None if tree is None else _rebuild(getval(tree), iter(pieces))
+        return None if tree is None else _unflattened(skeleton, iter(pieces))
 
     return vector, unflatten
 
 
-def _rebuild(tree, pieces):
-    if isinstance(tree, dict):
-        return {key: _rebuild(tree[key], pieces) for key in sorted(tree)}
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(_rebuild(child, pieces) for child in tree)
-    return next(pieces)
+# ----------------------------------------------------------------------------- Saving to disk
+
+_STRUCTURE_KEY = "__tree_structure__"
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def _describe(tree, arrays):
+    """``tree`` as JSON-ready data; its arrays are appended to ``arrays`` and named by index.
+
+    Leaves that are Python scalars (int, float, bool, str, None: a step counter, a loss history)
+    are kept in the JSON itself, so they load back as the same Python values.
+    """
+    children = _children(tree)
+    if children is None:
+        if isinstance(tree, _SCALARS):
+            return {"value": tree}
+        if not hasattr(tree, "shape"):
+            raise TypeError(f"save_params stores arrays and Python scalars, got "
+                            f"{type(tree).__name__}")
+        arrays.append(numpy.asarray(backend.to_numpy(tree)))
+        return {"array": len(arrays) - 1}
+    if isinstance(tree, dict) and not all(isinstance(key, str) for key, _ in children):
+        raise TypeError(f"save_params needs string dict keys, got {[k for k, _ in children]}")
+    return {type(tree).__name__: [[key, _describe(child, arrays)] for key, child in children]}
+
+
+def _restore(description, arrays):
+    if "value" in description:
+        return description["value"]
+    if "array" in description:
+        return backend.asarray(arrays[description["array"]])
+    (kind, children), = description.items()
+    keys = [key for key, _ in children]
+    values = [_restore(child, arrays) for _, child in children]
+    return dict(zip(keys, values)) if kind == "dict" else {"tuple": tuple, "list": list}[kind](
+        values)
+
+
+def save_params(path, params):
+    """Write the pytree ``params`` to the ``.npz`` file ``path``, atomically.
+
+    Arrays are stored as ``leaf_0, leaf_1, ...`` (copied to host memory); the tree structure,
+    with any Python-scalar leaves, as JSON. The file is complete or absent: it is written to a
+    temporary file beside ``path`` and renamed over it (`minode.files.atomic_file`).
+    """
+    arrays = []
+    structure = _describe(params, arrays)
+    contents = {f"leaf_{i}": array for i, array in enumerate(arrays)}
+    contents[_STRUCTURE_KEY] = numpy.array(json.dumps(structure))
+    with atomic_file(path) as file:
+        numpy.savez(file, **contents)
+
+
+def load_params(path, like=None):
+    """Read a pytree written by `save_params`; its arrays come back on the active backend.
+
+    With ``like`` (a pytree, e.g. freshly initialised parameters) the file must hold the same
+    structure with the same shapes and dtypes, else ``ValueError`` says where they differ.
+    """
+    with numpy.load(os.fspath(path), allow_pickle=False) as data:
+        if _STRUCTURE_KEY not in data:
+            raise ValueError(f"{path} was not written by save_params (no tree structure in it)")
+        structure = json.loads(str(data[_STRUCTURE_KEY]))
+        arrays = [data[f"leaf_{i}"] for i in range(len(data.files) - 1)]
+    params = _restore(structure, arrays)
+    if like is not None:
+        check_same_tree(params, like, "params")
+    return params
+
+
+def check_same_tree(loaded, like, where="params"):
+    """Raise ``ValueError`` unless ``loaded`` has ``like``'s structure, shapes and dtypes.
+
+    Python-scalar leaves must have the same type. The message names the first place
+    (``where['key'][index]``) at which the two differ.
+    """
+    loaded_children, like_children = _children(loaded), _children(like)
+    if (loaded_children is None) != (like_children is None) or (
+            like_children is not None and isinstance(like, dict) != isinstance(loaded, dict)):
+        raise ValueError(f"the file's tree does not match `like` at {where}: the file has "
+                         f"{type(loaded).__name__}, `like` has {type(like).__name__}")
+    if like_children is None:
+        _check_same_leaf(loaded, like, where)
+        return
+    loaded_keys, like_keys = [k for k, _ in loaded_children], [k for k, _ in like_children]
+    if loaded_keys != like_keys:
+        if isinstance(like, dict):
+            differ = f"keys {loaded_keys}, `like` has {like_keys}"
+        else:
+            differ = f"{len(loaded_keys)} entries, `like` has {len(like_keys)}"
+        raise ValueError(f"the file's tree does not match `like` at {where}: the file has "
+                         f"{differ}")
+    for (key, child), (_, like_child) in zip(loaded_children, like_children):
+        check_same_tree(child, like_child, f"{where}[{key!r}]")
+
+
+def _check_same_leaf(loaded, like, where):
+    if isinstance(like, _SCALARS) or isinstance(loaded, _SCALARS):
+        if type(loaded) is not type(like):
+            raise ValueError(f"the file's tree does not match `like` at {where}: the file has "
+                             f"{type(loaded).__name__}, `like` has {type(like).__name__}")
+        return
+    if (tuple(loaded.shape), str(loaded.dtype)) != (tuple(like.shape), str(like.dtype)):
+        raise ValueError(f"the file's tree does not match `like` at {where}: the file has shape "
+                         f"{tuple(loaded.shape)} and dtype {loaded.dtype}, `like` has "
+                         f"{tuple(like.shape)} and dtype {like.dtype}")

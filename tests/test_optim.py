@@ -1,6 +1,4 @@
-"""Optimizers, learning-rate schedules and parameter files."""
-import os
-
+"""Optimizers and learning-rate schedules."""
 import numpy
 import pytest
 from autograd import grad
@@ -88,63 +86,3 @@ def test_invalid_hyperparameters_raise_value_error(make):
 def test_update_with_a_foreign_state_raises_value_error():
     with pytest.raises(ValueError, match=r"missing \['m', 'v'\].*Adam"):
         optim.Adam().update({"p": numpy.zeros(1)}, {"p": numpy.ones(1)}, {"step": 0})
-
-
-def sample_tree():
-    return {"encoder": [numpy.arange(6.0).reshape(2, 3), (numpy.ones(2, "float32"),)],
-            "scale": numpy.array(2.5), "w": numpy.linspace(0, 1, 4)}
-
-
-def test_save_and_load_round_trip_restores_structure_values_and_dtypes(tmp_path):
-    path = tmp_path / "params.npz"
-    optim.save_params(path, sample_tree())
-    for loaded in (optim.load_params(path), optim.load_params(path, like=sample_tree())):
-        assert isinstance(loaded["encoder"], list) and isinstance(loaded["encoder"][1], tuple)
-        assert loaded["encoder"][1][0].dtype == numpy.float32
-        for got, expected in zip(tree_leaves(loaded), tree_leaves(sample_tree())):
-            assert_allclose(got, expected)
-            assert got.shape == expected.shape
-
-
-def test_load_returns_arrays_of_the_active_backend(tmp_path, strict_backend):
-    optim.save_params(tmp_path / "p.npz", tree_map(backend.asarray, sample_tree()))
-    loaded = optim.load_params(tmp_path / "p.npz", like=sample_tree())
-    assert all(type(leaf) is strict.StrictArray for leaf in tree_leaves(loaded))
-
-
-def test_failed_save_leaves_the_old_file_and_no_partial_file(tmp_path, monkeypatch):
-    path = tmp_path / "params.npz"
-    optim.save_params(path, {"w": numpy.ones(3)})
-
-    def failing_savez(file, **arrays):
-        file.write(b"half a zip file")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(optim.numpy, "savez", failing_savez)
-    with pytest.raises(OSError, match="disk full"):
-        optim.save_params(path, {"w": numpy.zeros(3)})
-    with pytest.raises(OSError, match="disk full"):
-        optim.save_params(tmp_path / "new.npz", {"w": numpy.zeros(3)})
-    assert sorted(os.listdir(tmp_path)) == ["params.npz"]
-    assert_allclose(optim.load_params(path)["w"], numpy.ones(3))
-
-
-@pytest.mark.parametrize("like, message", [
-    ({"encoder": [numpy.ones((2, 3)), (numpy.ones(2, "float32"),)], "w": numpy.ones(4)},
-     r"keys \['encoder', 'scale', 'w'\], `like` has \['encoder', 'w'\]"),
-    ({**sample_tree(), "w": numpy.ones(5)}, r"at params\['w'\]: the file has shape \(4,\)"),
-    ({**sample_tree(), "encoder": [numpy.ones((2, 3))]}, r"at params\['encoder'\].*2 entries"),
-    ({**sample_tree(), "scale": {"a": numpy.ones(1)}}, r"at params\['scale'\].*ndarray.*dict"),
-    ({**sample_tree(), "w": numpy.ones(4, "float32")}, "dtype float64, `like` has"),
-])
-def test_loading_a_file_whose_tree_does_not_match_like_raises_value_error(tmp_path, like,
-                                                                          message):
-    optim.save_params(tmp_path / "p.npz", sample_tree())
-    with pytest.raises(ValueError, match=message):
-        optim.load_params(tmp_path / "p.npz", like=like)
-
-
-def test_loading_a_file_not_written_by_save_params_raises_value_error(tmp_path):
-    numpy.savez(tmp_path / "other.npz", w=numpy.ones(2))
-    with pytest.raises(ValueError, match="not written by save_params"):
-        optim.load_params(tmp_path / "other.npz")

@@ -66,7 +66,7 @@ import autograd
 import numpy as np
 from tqdm import tqdm
 
-from minode import SolverStats, backend, datasets, nn, odeint, ops, optim
+from minode import SolverStats, backend, datasets, nn, odeint, ops, optim, tree
 from minode.cli import positive_int
 
 LATENT_DIM = 6
@@ -388,24 +388,24 @@ def train(name, loss_fn, params, spirals, train_ids, config, args, checkpoint):
 
 def save_checkpoint(path, checkpoint):
     """Every model's parameters, optimiser state, step and losses in one .npz, atomically
-    (`minode.optim.save_params` writes a temporary file and renames it over ``path``)."""
-    tree = {name: {"params": state["params"], "opt": state["opt"],
-                   "iteration": np.array(state["iteration"]),
-                   "losses": np.array(state["losses"], dtype=float),
-                   "seconds": np.array(state["seconds"])}
-            for name, state in checkpoint.items()}
-    optim.save_params(path, tree)
+    (`minode.tree.save_params` writes a temporary file and renames it over ``path``)."""
+    contents = {name: {"params": state["params"], "opt": state["opt"],
+                       "iteration": np.array(state["iteration"]),
+                       "losses": np.array(state["losses"], dtype=float),
+                       "seconds": np.array(state["seconds"])}
+                for name, state in checkpoint.items()}
+    tree.save_params(path, contents)
 
 
 def load_checkpoint(path):
     """The dict `save_checkpoint` wrote, with plain Python numbers for step counts."""
-    tree = optim.load_params(path)
-    for state in tree.values():
+    contents = tree.load_params(path)
+    for state in contents.values():
         state["iteration"] = int(state["iteration"])
         state["opt"]["step"] = int(state["opt"]["step"])
         state["losses"] = [float(x) for x in backend.to_numpy(state["losses"])]
         state["seconds"] = float(state["seconds"])
-    return tree
+    return contents
 
 
 # =============================================================================================

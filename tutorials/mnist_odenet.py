@@ -38,7 +38,7 @@ import autograd
 import numpy as np
 from tqdm import tqdm
 
-from minode import SolverStats, backend, nn, odeint, ops, optim
+from minode import SolverStats, backend, nn, odeint, ops, optim, tree
 from minode.cli import positive_int
 from minode.datasets import load_mnist
 
@@ -217,13 +217,13 @@ def checkpoint_path(out, model):
 
 def save_checkpoint(path, params, opt_state, epoch, history):
     """Parameters, optimizer state, epoch and history in one .npz, written atomically."""
-    optim.save_params(path, {"params": params, "opt_state": opt_state,
+    tree.save_params(path, {"params": params, "opt_state": opt_state,
                              "epoch": np.array(epoch), "history": np.array(json.dumps(history))})
 
 
 def load_checkpoint(path, params, opt_state):
     """``(params, opt_state, epoch, history)`` from `save_checkpoint`; shapes must match."""
-    saved = optim.load_params(path)
+    saved = tree.load_params(path)
     shapes = lambda tree: [tuple(leaf.shape) for leaf in nn.tree_leaves(tree)]  # noqa: E731
     if shapes(saved["params"]) != shapes(params):
         raise SystemExit(f"{path} holds parameters of another shape: another --channels?")

@@ -1,0 +1,39 @@
+"""Writing files atomically: a reader (or a crashed run) never sees half a file.
+
+Everything minode writes to disk (parameter files, checkpoints, downloaded data, result tables)
+goes through `atomic_file`: the bytes go to a temporary file in the target's directory, which
+replaces the target with one ``os.replace`` once it is complete and synced to disk.
+"""
+import contextlib
+import os
+import tempfile
+
+__all__ = ["atomic_file", "write_text_atomically"]
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """Open a temporary binary file beside ``path``; on success it becomes ``path``.
+
+    Use as ``with atomic_file(path) as file: file.write(...)``. When the block raises, the
+    temporary file is removed and ``path`` keeps its old content (or stays absent).
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+                                         suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):  # only when the block raised before the rename
+            os.remove(temporary)
+
+
+def write_text_atomically(path, text):
+    """Write the string ``text`` (UTF-8) to ``path`` with `atomic_file`."""
+    with atomic_file(path) as file:
+        file.write(text.encode("utf-8"))
