@@ -25,7 +25,8 @@ class SolveOptions:
     """How to solve: the tableau and either a fixed ``step_size`` or tolerances for adaptivity.
 
     ``max_steps`` bounds the steps (accepted and rejected) of one solve; ``min_step`` is the
-    smallest adaptive step allowed before giving up.
+    smallest adaptive step allowed before giving up. ``first_step`` is an adaptive solve's
+    first trial step when the caller gives none (None: Hairer's estimate, one evaluation).
     """
 
     tableau: ButcherTableau
@@ -34,6 +35,7 @@ class SolveOptions:
     step_size: float | None = None
     max_steps: int = 10_000
     min_step: float = 0.0
+    first_step: float | None = None
 
 
 def host_times(t):
@@ -65,7 +67,8 @@ def integrate(rhs, y0, times, options, counts, *, first_step=None, error_ratio=r
     try:
         if options.step_size is not None:
             return _integrate_fixed(forward_rhs, y0, grid, options, this_solve)
-        return _integrate_adaptive(forward_rhs, y0, grid, options, this_solve, first_step,
+        return _integrate_adaptive(forward_rhs, y0, grid, options, this_solve,
+                                   options.first_step if first_step is None else first_step,
                                    error_ratio)
     finally:
         counts.add(this_solve)

@@ -19,22 +19,30 @@ from minode.ops import stack
 from minode.scipy_bridge import SCIPY_METHODS, solve_with_scipy
 from minode.stats import SolverStats
 from minode.tableaux import TABLEAUX
+from minode.time_grids import is_per_sample, odeint_per_sample
 from minode.tree import flatten, tree_leaves
 
 GRAD_MODES = ("adjoint", "backprop")
 
 
 def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
-           step_size=None, max_steps=10_000, min_step=0.0, stats=None, grad="adjoint",
-           adjoint_method=None, adjoint_rtol=None, adjoint_atol=None, adjoint_step_size=None,
-           seminorm=False):
+           step_size=None, max_steps=10_000, min_step=0.0, first_step=None, stats=None,
+           grad="adjoint", adjoint_method=None, adjoint_rtol=None, adjoint_atol=None,
+           adjoint_step_size=None, seminorm=False):
     """Solve dy/dt = func(y, t, params) and return y at every time in ``t``.
 
     Args:
         func: ``func(y, t, params) -> dy/dt`` with ``y``'s shape and dtype; ``t`` arrives as a
-            0-d array. Write it with `minode.ops` so that it runs on every backend.
+            0-d array of ``y``'s dtype (with a 2-D ``t``: shape (B, 1, ..., 1), one time per
+            sample, broadcastable against ``y``). Write it with `minode.ops` so that it runs on
+            every backend.
         y0: initial state at ``t[0]``, a floating-point array of any shape, e.g. (batch, dim).
-        t: 1-D, strictly increasing or strictly decreasing, at least 2 times.
+        t: 1-D, strictly increasing or strictly decreasing, at least 2 times. Or 2-D, shape
+            (B, T), one such grid per sample: row b holds the times of ``y0[b]``, every row
+            runs in the same direction, and rows may start at different times (solved by a
+            change of time variable per sample, `minode.time_grids`). Then ``func`` must treat
+            the rows of ``y`` independently (row b of dy/dt may depend only on ``y[b]`` and
+            ``t[b]``); an autonomous ``func`` that ignores ``t`` needs no change.
         params: a pytree (nested tuple/list/dict) of arrays, or None.
         method: a tableau name: fixed-step ``"euler"``, ``"midpoint"``, ``"heun"``, ``"rk4"``
             (need ``step_size``), adaptive ``"bosh3"``, ``"dopri5"``, ``"tsit5"``; or a SciPy
@@ -44,6 +52,8 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
         step_size: the step of a fixed-step method; each interval of ``t`` is split evenly.
         max_steps: most steps (accepted + rejected) of one solve before an error.
         min_step: smallest adaptive step before a "step size underflow" error.
+        first_step: the first trial step of an adaptive solve, forward and backward (None:
+            Hairer's estimate, which costs one evaluation); fixed-step methods ignore it.
         stats: a `SolverStats` to accumulate evaluation and step counts into.
         grad: how autograd differentiates the result.
             ``"adjoint"`` (the paper): memory independent of the number of steps; the gradient
@@ -59,17 +69,26 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
             adjoints (Kidger et al. 2021): fewer backward steps at the same accuracy.
 
     Returns:
-        An array of shape ``(len(t),) + y0.shape``; ``ys[0]`` is ``y0``. Differentiable with
+        An array of shape ``(len(t),) + y0.shape``; ``ys[0]`` is ``y0``. With a 2-D ``t``,
+        shape ``(T, B) + y0.shape[1:]``, ``ys[i, b]`` sample b at ``t[b, i]``. Differentiable with
         autograd w.r.t. ``y0``, every entry of ``t`` and ``params``. With ``grad="adjoint"``:
         dL/dt_i = dL/dy(t_i) . func(y(t_i), t_i) for i > 0 and dL/dt_0 = -a(t_0) . func(y0, t_0),
         where a(t_0) is the adjoint just after t_0 (see `minode.adjoint`).
     """
     _check_callable(func)
     y0 = _check_state(y0)
+    if is_per_sample(t):
+        options = {"method": method, "rtol": rtol, "atol": atol, "step_size": step_size,
+                   "max_steps": max_steps, "min_step": min_step, "first_step": first_step,
+                   "stats": stats, "grad": grad, "adjoint_method": adjoint_method,
+                   "adjoint_rtol": adjoint_rtol, "adjoint_atol": adjoint_atol,
+                   "adjoint_step_size": adjoint_step_size, "seminorm": seminorm}
+        return odeint_per_sample(odeint, func, y0, t, params, options)
     t = _check_times(t)
     check_choice("grad", grad, GRAD_MODES)
     stats = _check_stats(stats)
-    forward = _solve_options(method, rtol, atol, step_size, max_steps, min_step, "")
+    forward = _solve_options(method, rtol, atol, step_size, max_steps, min_step, first_step,
+                             "")
     if isinstance(forward, str):
         return _odeint_scipy(func, y0, t, params, forward, rtol, atol, stats)
     if grad == "backprop":
@@ -82,7 +101,7 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
         backward_method,
         rtol if adjoint_rtol is None else adjoint_rtol,
         atol if adjoint_atol is None else adjoint_atol,
-        backward_step, max_steps, min_step, "adjoint_")
+        backward_step, max_steps, min_step, first_step, "adjoint_")
     if isinstance(backward, str):
         raise ValueError(f"adjoint_method must be a minode tableau, got {backward!r}: "
                          "scipy methods cannot run the backward solve")
@@ -106,12 +125,14 @@ def _odeint_scipy(func, y0, t, params, scipy_method, rtol, atol, stats):
                             scipy_method, rtol, atol, stats.forward)
 
 
-def _solve_options(method, rtol, atol, step_size, max_steps, min_step, prefix):
+def _solve_options(method, rtol, atol, step_size, max_steps, min_step, first_step, prefix):
     """Check the solver arguments; returns `SolveOptions`, or the SciPy method's name."""
     if not isinstance(method, str):
         raise ValueError(f"{prefix}method must be a string, got {method!r}")
     check_positive_int("max_steps", max_steps)
     check_nonnegative("min_step", min_step)
+    if first_step is not None:
+        check_positive("first_step", first_step)
     if method.startswith("scipy:"):
         scipy_method = method[len("scipy:"):]
         check_choice(f"{prefix}method", scipy_method, SCIPY_METHODS, prefix="scipy:")
@@ -132,7 +153,8 @@ def _solve_options(method, rtol, atol, step_size, max_steps, min_step, prefix):
                              f"{method!r}; pass e.g. step_size=0.01 or use 'dopri5'")
         check_positive(f"{prefix}step_size", step_size)
     return SolveOptions(tableau, float(rtol), float(atol),
-                        None if step_size is None else float(step_size), max_steps, min_step)
+                        None if step_size is None else float(step_size), max_steps, min_step,
+                        None if first_step is None else float(first_step))
 
 
 def _check_callable(func):

@@ -48,9 +48,10 @@ def test_t_of_length_zero_is_rejected():
         odeint(decay, Y0, numpy.array([]))
 
 
-def test_two_dimensional_t_is_rejected():
-    with pytest.raises(ValueError, match=r"^t must be a 1-D array .* got shape \(2, 2\)"):
-        odeint(decay, Y0, numpy.array([[0.0, 1.0], [2.0, 3.0]]))
+def test_three_dimensional_t_is_rejected():
+    # (A 2-D t is one time grid per sample: tests/test_time_grids.py.)
+    with pytest.raises(ValueError, match=r"^t must be a 1-D array .* got shape \(2, 2, 1\)"):
+        odeint(decay, Y0, numpy.array([[[0.0], [1.0]], [[2.0], [3.0]]]))
 
 
 def test_integer_t_array_is_rejected():
