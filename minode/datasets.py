@@ -12,11 +12,14 @@ with ``full=True``, downloads and checks the original 60,000 / 10,000 files.
 `make_spirals` builds spiral data in the spirit of the latent ODE experiment (Chen et al. 2018,
 Sec. 5.1, Fig. 8): noisy 2-D trajectories, half of them turning clockwise, half counter-clockwise.
 Here each spiral solves a random linear ODE, so the data really come from an ODE.
+`make_archimedean_spirals` builds the paper's own setup: windows of one Archimedean spiral and of
+its mirror image, each starting at a different point.
 """
 import dataclasses
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import urllib.error
 import urllib.request
@@ -24,10 +27,12 @@ import urllib.request
 import numpy
 from tqdm import tqdm
 
+from minode.checks import check_nonnegative, check_positive, check_positive_int
 from minode.files import atomic_file
 
 __all__ = ["read_idx", "write_idx", "load_mnist", "BUNDLED_MNIST_DIR", "MNIST_MIRRORS",
-           "MNIST_FULL_FILES", "Spirals", "make_spirals"]
+           "MNIST_FULL_FILES", "Spirals", "make_spirals", "ArchimedeanSpirals",
+           "make_archimedean_spirals"]
 
 BUNDLED_MNIST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mnist-10k")
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "minode", "mnist")
@@ -372,3 +377,78 @@ def make_spirals(rng, n_spirals=1000, n_points=200, t_max=6.29 * 5, noise_std=0.
     observations = trajectories + noise_std * rng.standard_normal(trajectories.shape)
     return Spirals(times=times, trajectories=trajectories, observations=observations,
                    clockwise=clockwise, matrices=matrices)
+
+
+# ----------------------------------------------------------------------------------------------
+# Archimedean spirals (the paper's latent ODE data, Sec. 5.1)
+# ----------------------------------------------------------------------------------------------
+
+FULL_TURNS_ANGLE = 6 * math.pi          # the spiral's largest angle: three full turns
+AUTHORS_ANGLE_STEP = 6 * math.pi / 499  # 500 equally spaced angles on [0, 6 pi]
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchimedeanSpirals:
+    """Windows of the spiral r = b theta made by `make_archimedean_spirals`.
+
+    Attributes:
+        times: (n_points,) the equally spaced times of every trajectory, from 0.
+        trajectories: (n_spirals, n_points, 2) the clean points.
+        observations: (n_spirals, n_points, 2) ``trajectories`` plus Gaussian noise.
+        clockwise: (n_spirals,) bool, True where the spiral turns clockwise (x right, y up).
+        start_angles: (n_spirals,) the angle theta of each trajectory at t = 0.
+    """
+    times: numpy.ndarray
+    trajectories: numpy.ndarray
+    observations: numpy.ndarray
+    clockwise: numpy.ndarray
+    start_angles: numpy.ndarray
+
+
+def make_archimedean_spirals(rng, n_spirals=1000, n_points=200, *, b=0.3,
+                             max_angle=FULL_TURNS_ANGLE, time_step=AUTHORS_ANGLE_STEP,
+                             min_start_angle=100 * AUTHORS_ANGLE_STEP, noise_std=0.3):
+    """Noisy windows of an Archimedean spiral, half of them clockwise (Chen et al. 2018, Sec. 5.1:
+    "1000 2-dimensional spirals, each starting at a different point").
+
+    The counter-clockwise spiral is r = b theta, turning outwards at one radian per unit of
+    time; the clockwise one is its mirror image in the x axis::
+
+        theta(t) = theta_0 + t,   (x, y) = b theta(t) (cos theta(t), +-sin theta(t)),
+
+    seen at ``n_points`` times t = 0, time_step, 2 time_step, ... Each trajectory has its own
+    start angle theta_0, uniform on [min_start_angle, max_angle - (n_points - 1) time_step], so
+    every window ends on the spiral's three turns. The defaults follow the authors' example
+    (torchdiffeq ``examples/latent_ode.py``: b = 0.3, 500 angles on [0, 6 pi], windows that
+    start from the 100th angle on, noise 0.3). Exactly ``n_spirals // 2`` turn clockwise.
+    ``observations`` add independent N(0, noise_std^2) noise to every coordinate.
+
+    Args:
+        rng: a ``numpy.random.Generator`` (or a seed for ``numpy.random.default_rng``).
+
+    Returns:
+        An `ArchimedeanSpirals` of NumPy arrays: float64, and bool for ``clockwise``.
+    """
+    check_positive_int("n_spirals", n_spirals)
+    check_positive_int("n_points", n_points)
+    for name, value in [("b", b), ("max_angle", max_angle), ("time_step", time_step)]:
+        check_positive(name, value)
+    check_nonnegative("min_start_angle", min_start_angle)
+    check_nonnegative("noise_std", noise_std)
+    latest_start = max_angle - (n_points - 1) * time_step
+    if latest_start < min_start_angle:
+        raise ValueError(f"a window of n_points={n_points} at time_step={time_step:g} does not "
+                         f"fit between min_start_angle={min_start_angle:g} and "
+                         f"max_angle={max_angle:g}")
+    rng = numpy.random.default_rng(rng)
+    start_angles = rng.uniform(min_start_angle, latest_start, size=n_spirals)
+    clockwise = numpy.zeros(n_spirals, dtype=bool)
+    clockwise[rng.permutation(n_spirals)[:n_spirals // 2]] = True
+    times = time_step * numpy.arange(n_points)
+    theta = start_angles[:, None] + times[None, :]
+    mirror = numpy.where(clockwise, -1.0, 1.0)[:, None]
+    trajectories = numpy.stack([b * theta * numpy.cos(theta),
+                                mirror * b * theta * numpy.sin(theta)], axis=-1)
+    observations = trajectories + noise_std * rng.standard_normal(trajectories.shape)
+    return ArchimedeanSpirals(times=times, trajectories=trajectories, observations=observations,
+                              clockwise=clockwise, start_angles=start_angles)
