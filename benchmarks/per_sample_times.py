@@ -6,13 +6,16 @@ further times. Two kinds of rows:
 
 * ``grid subset``: n random points out of 100 equally spaced ones in (0, 4], the paper's
   irregular sampling (sec. 5.1); the union of the rows' times has at most 100 points;
-* ``continuous``: n uniform random times in (0, 4]; the union has B * n points.
+* ``continuous``: n uniform random times in (0, 4]; the union has B * n points;
+* ``grid subset + future``: the grid subset, then the same 100 equally spaced times in (4, 8]
+  for every row (the latent ODE's extrapolation, where `minode.time_grids` solves the shared
+  stretch as one 1-D solve).
 
 Three ways to get every row's values, and the gradient of a random linear loss of them with
 respect to y0 and the MLP's parameters:
 
-* ``per-sample t``: ``odeint(func, y0, t)`` with ``t`` of shape (B, n + 1) (`minode.time_grids`:
-  n one-interval solves in a rescaled time, all rows at once);
+* ``per-sample t``: ``odeint(func, y0, t)`` with ``t`` of shape (B, T) (`minode.time_grids`:
+  one-interval solves in a rescaled time, all rows at once);
 * ``each alone``: B solves of one row each, ``odeint(func, y0[b:b+1], t[b])``;
 * ``union``: one solve at the sorted union of all rows' times, then each row's own entries.
 
@@ -43,14 +46,20 @@ def mlp_dynamics(z, t, params):
     return nn.mlp(params, z, activation=ops.tanh)
 
 
+KINDS = ("grid subset", "continuous", "grid subset + future")
+
+
 def row_times(rng, batch, n, kind):
-    """(B, n + 1) increasing times, each row 0 followed by its own n random times."""
-    if kind == "grid subset":
-        grid = numpy.linspace(0.0, T_MAX, GRID_POINTS + 1)[1:]
-        rows = [numpy.sort(rng.choice(grid, size=n, replace=False)) for _ in range(batch)]
-    else:
+    """Increasing times, each row 0 followed by its own n random times (see KINDS)."""
+    grid = numpy.linspace(0.0, T_MAX, GRID_POINTS + 1)[1:]
+    if kind == "continuous":
         rows = [numpy.sort(rng.uniform(0.0, T_MAX, size=n)) for _ in range(batch)]
-    return numpy.concatenate([numpy.zeros((batch, 1)), numpy.array(rows)], axis=1)
+    else:
+        rows = [numpy.sort(rng.choice(grid, size=n, replace=False)) for _ in range(batch)]
+    columns = [numpy.zeros((batch, 1)), numpy.array(rows)]
+    if kind == "grid subset + future":
+        columns.append(numpy.tile(T_MAX + grid, (batch, 1)))
+    return numpy.concatenate(columns, axis=1)
 
 
 def per_sample(y0, t, params, options):
@@ -106,13 +115,14 @@ def main(argv=None):
     params = [{"w": rng.normal(0.0, 0.5, layer["w"].shape), "b": layer["b"]}
               for layer in nn.init_mlp(rng, [DIM, HIDDEN, DIM])]
     y0 = rng.normal(size=(args.batch, DIM))
-    weights = rng.normal(size=(args.batch, args.n + 1, DIM))
     solver = {"method": "dopri5", "rtol": args.rtol, "atol": args.atol}
     print(f"B = {args.batch} rows, {args.n} times each after t = 0, dopri5 rtol={args.rtol:g} "
           f"atol={args.atol:g}; seconds for value + gradient (median of {args.repeats})")
-    for kind in ("grid subset", "continuous"):
+    for kind in KINDS:
         t = row_times(rng, args.batch, args.n, kind)
-        print(f"\n{kind}: union of the rows' times has {len(numpy.unique(t))} points")
+        weights = rng.normal(size=t.shape + (DIM,))
+        print(f"\n{kind}: T = {t.shape[1]} times per row, union of the rows' times "
+              f"{len(numpy.unique(t))}")
         print(f"{'mechanism':<14}{'NFE fwd':>9}{'NFE bwd':>9}{'s adjoint':>11}"
               f"{'NFE fwd':>9}{'s backprop':>12}")
         for name, mechanism in MECHANISMS.items():

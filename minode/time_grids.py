@@ -23,11 +23,19 @@ itself: with ``grad="adjoint"`` the ends' gradients are part of the parameter ad
 one interval between each pair of output times); with ``grad="backprop"`` autograd traces the
 steps. So dL/dt_bi has the meaning of the 1-D case, for every entry of the 2-D ``t``.
 
+Columns that hold the same times in every row (a shared future grid; rows alike) need no
+change of variable: a run of them is one ordinary 1-D solve over those times, with dense
+output. Every row is then solved at the same times tau_j, so when ``t`` is differentiated each
+output of the run is written y_b(tau_j) + (t_bj - tau_j) f(y_b(tau_j), tau_j): the added term is
+exactly zero, and its derivative w.r.t. t_bj is f, that of the solution at its own time; the
+run's first state gets the same term with the opposite sign, because where a row enters the
+run moves all of its later solution (dL/dt_0 = -a(t_0) . f, as in `minode.adjoint`).
+
 What it costs (`benchmarks/per_sample_times.py` measures it): every interval is a fresh solve,
 so an adaptive method evaluates f at the interval's start (the first-same-as-last stage of the
 previous step has the previous slope), and an output time is always the end of a step, never a
 dense-output point: at least 1 + 6 evaluations per interval for dopri5, where a solve on one
-shared grid covers several output times per step. The fresh solve would also forget the step
+shared grid covers several output times per step. A fresh solve would also forget the step
 size and spend an evaluation on Hairer's initial estimate, which starts small and takes a few
 steps to grow; instead each interval's first trial step is the whole interval (``first_step``
 = 1 in s), which output intervals shorter than the solver's natural step accept at once, and
@@ -39,11 +47,12 @@ each interval is split into the steps that its longest row needs.
 Options given in units of t are converted for each interval (an interval is one unit of s):
 ``step_size`` and ``adjoint_step_size`` become 1 / ceil(longest |t_b(i+1) - t_bi| / step_size),
 so no row takes a longer step than asked; ``min_step`` and ``first_step`` are divided by the
-longest row's span (``first_step`` at most 1); ``max_steps`` bounds each interval's solve.
+longest row's span (``first_step`` at most 1); ``max_steps`` bounds each interval's solve. A
+shared run takes the options as given.
 """
 import math
 
-from autograd.tracer import getval
+from autograd.tracer import getval, isbox
 
 from minode import backend
 from minode.checks import check_nonnegative, check_positive
@@ -57,10 +66,9 @@ _STEP_OPTIONS = ("step_size", "adjoint_step_size")
 def is_per_sample(t):
     """True when ``t`` is 2-D: one time grid per sample."""
     value = getval(t)
-    ndim = getattr(value, "ndim", None)
-    if ndim is None:
-        ndim = backend.to_numpy(backend.asarray(value, dtype="float64")).ndim
-    return ndim == 2
+    if not hasattr(value, "ndim"):
+        value = backend.asarray(value, dtype="float64")
+    return value.ndim == 2
 
 
 def check_time_grids(t, y0):
@@ -111,35 +119,92 @@ def odeint_per_sample(odeint, func, y0, t, params, options):
     (T, B) + y0.shape[1:], ``ys[i, b]`` sample b's state at ``t[b, i]``.
     """
     t, host = check_time_grids(t, y0)
-    spans = host[:, 1:] - host[:, :-1]
-    dynamics = _interval_dynamics(func, tuple(getval(y0).shape), with_params=params is not None)
-    s_grid = backend.asarray([0.0, 1.0])
-    outputs, y = [y0], y0
-    for i in range(spans.shape[1]):
-        ends = (getitem(t, (slice(None), i)), getitem(t, (slice(None), i + 1)))
-        interval = ends + (params,) if params is not None else ends
-        y = getitem(odeint(dynamics, y, s_grid, interval,
-                           **_options_in_s(options, spans[:, i])), 1)
-        outputs.append(y)
+    # (B, T, 1, ..., 1): column i is one time per sample, broadcastable against y
+    times = reshape(t, t.shape + (1,) * (getval(y0).ndim - 1))
+    outputs = [y0]
+    for first, last in _segments(host):
+        if last > first + 1:
+            outputs += _solve_shared_run(odeint, func, outputs[-1], times, host[0, first:last + 1],
+                                         first, params, options)
+        else:
+            outputs.append(_solve_interval(odeint, func, outputs[-1], times, first, params,
+                                           _options_in_s(options, host[:, last] - host[:, first])))
     return stack(outputs)
 
 
-def _interval_dynamics(func, state_shape, with_params):
-    """dz/ds = (t_end - t_start) * f(z, t_start + s (t_end - t_start)), row by row, s in [0, 1].
+def _segments(host):
+    """``[(first, last), ...]`` covering the columns of ``host`` in order: a run of two or more
+    columns that hold the same times in every row, or else one interval (i, i + 1)."""
+    shared = (host == host[:1]).all(axis=0)
+    segments, first = [], 0
+    while first < host.shape[1] - 1:
+        last = first + 1
+        while shared[first] and shared[last] and last + 1 < host.shape[1] and shared[last + 1]:
+            last += 1
+        segments.append((first, last))
+        first = last
+    return segments
 
-    ``func`` receives the time as an array of shape (B, 1, ..., 1), one time per sample,
-    broadcastable against z and of z's dtype (as a 1-D ``t`` arrives as a 0-d array).
+
+def _solve_interval(odeint, func, y, times, first, params, options):
+    """The state at column ``first + 1`` from ``y`` at column ``first``: one solve in s."""
+    start = getitem(times, (slice(None), first))
+    span = getitem(times, (slice(None), first + 1)) - start  # in t's precision, then cast
+    interval = tuple(_as_dtype(x, getval(y).dtype) for x in (start, span))
+    dynamics = _interval_dynamics(func, with_params=params is not None)
+    return getitem(odeint(dynamics, y, backend.asarray([0.0, 1.0]),
+                          interval + (params,) if params is not None else interval, **options), 1)
+
+
+def _interval_dynamics(func, with_params):
+    """dz/ds = span * f(z, start + s * span), row by row, for s in [0, 1].
+
+    ``start`` and ``span`` = t_end - t_start are (B, 1, ..., 1) arrays of z's dtype, so
+    ``func`` receives one time per sample, broadcastable against z (as a 1-D ``t`` arrives as
+    a 0-d array of z's dtype).
     """
-    column = (state_shape[0],) + (1,) * (len(state_shape) - 1)
-
     def dynamics(z, s, interval):
-        start, end = interval[0], interval[1]
-        span = reshape(end - start, column)
-        times = reshape(start, column) + multiply(s, span)
-        if times.dtype != z.dtype:
-            times, span = astype(times, z.dtype), astype(span, z.dtype)
-        return multiply(span, func(z, times, interval[2] if with_params else None))
+        start, span = interval[0], interval[1]
+        return multiply(span, func(z, start + multiply(s, span),
+                                   interval[2] if with_params else None))
     return dynamics
+
+
+def _solve_shared_run(odeint, func, y, times, run_times, first, params, options):
+    """States at columns ``first + 1 ...`` that hold ``run_times`` in every row: one 1-D solve.
+
+    Every row is then solved at the same times, so a differentiated ``t`` reaches the run only
+    through the zero-valued terms (t_bj - tau_j) f(y_bj, tau_j) (see the module docstring).
+    """
+    dtype = getval(y).dtype
+    ones = backend.xp.ones(times.shape[:1] + times.shape[2:], dtype=dtype)
+
+    def row_func(z, tau, p):
+        return func(z, multiply(tau, ones), p)
+
+    def slope(state, k):
+        """(t_b(first+k) - tau_k) f(state, tau_k): zero, with derivative f w.r.t. t_b(first+k)."""
+        gap = _as_dtype(getitem(times, (slice(None), first + k)) - float(run_times[k]), dtype)
+        _count_evaluation(options)
+        return multiply(gap, func(state, backend.asarray(run_times[k], dtype=dtype) * ones,
+                                  params))
+
+    traced = isbox(times)
+    start = y - slope(y, 0) if traced else y
+    ys = odeint(row_func, start, backend.asarray(run_times), params, **options)
+    outputs = [getitem(ys, k) for k in range(1, len(run_times))]
+    if traced:
+        outputs = [state + slope(state, k) for k, state in enumerate(outputs, start=1)]
+    return outputs
+
+
+def _as_dtype(x, dtype):
+    return x if x.dtype == dtype else astype(x, dtype)
+
+
+def _count_evaluation(options):
+    if options.get("stats") is not None:
+        options["stats"].forward.nfe += 1
 
 
 def _options_in_s(options, spans):

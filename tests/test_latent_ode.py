@@ -1,8 +1,7 @@
-"""tutorials/latent_ode.py: the ELBO's terms by hand, a --quick run that learns, and the gradient of
-encoder -> odeint -> decoder against central finite differences.
-
-(The spiral generator's shapes and clockwise/counter-clockwise balance are checked in
-tests/test_datasets.py.)
+"""tutorials/latent_ode.py: its data and masking (each spiral at its own times), the ELBO's terms
+by hand, gradients against central finite differences, a --quick run that learns, and crash +
+resume. (The spiral generators are checked in tests/test_datasets.py and
+tests/test_archimedean_spirals.py.)
 """
 import dataclasses
 import math
@@ -14,29 +13,111 @@ from scripts import load_script
 from minode import backend
 from minode.gradcheck import check_grads
 
+TIGHT = {"method": "dopri5", "rtol": 1e-10, "atol": 1e-12}
+
 
 @pytest.fixture(scope="module")
 def tutorial():
     return load_script("tutorials/latent_ode.py")
 
 
+@pytest.fixture(scope="module")
+def spirals(tutorial):
+    return tutorial.make_spirals(dataclasses.replace(tutorial.QUICK, n_spirals=12), seed=0)
+
+
 def tiny_batch(tutorial, rng, batch_size=2, n_observed=4, n_future=3):
-    """A `Batch` of random 2-D points at irregular increasing times."""
-    times = numpy.cumsum(rng.uniform(0.1, 0.4, size=n_observed + n_future))
+    """A `Batch` of random 2-D points, each row at its own irregular increasing times."""
+    times = numpy.cumsum(rng.uniform(0.1, 0.4, size=(batch_size, n_observed + n_future)), axis=1)
     x = rng.normal(size=(batch_size, n_observed + n_future, 2))
-    return tutorial.Batch(t_observed=times[:n_observed], x_observed=x[:, :n_observed],
-                          t_future=times[n_observed:], x_future=x[:, n_observed:],
+    return tutorial.Batch(t_observed=times[:, :n_observed], x_observed=x[:, :n_observed],
+                          t_future=times[:, n_observed:], x_future=x[:, n_observed:],
                           clean_future=x[:, n_observed:])
 
 
+# ---------------------------------------------------------------------------------------------
+# Data and masking: every spiral is seen at its own n points, and only there
+# ---------------------------------------------------------------------------------------------
+
+def test_each_row_gets_its_own_sorted_subset_of_the_observation_range(tutorial):
+    subsets = tutorial.random_subsets(numpy.random.default_rng(0), n_rows=50, n=30)
+    assert subsets.shape == (50, 30)
+    assert numpy.all(numpy.diff(subsets, axis=1) > 0)               # sorted, no repeats
+    assert subsets.min() >= 0 and subsets.max() < tutorial.OBSERVED_RANGE
+    assert len({tuple(row) for row in subsets}) == 50               # no two rows alike
+
+
+def test_a_batch_holds_each_spirals_own_points_and_the_shared_future(tutorial, spirals):
+    ids = numpy.array([3, 0, 7])
+    subsets = tutorial.random_subsets(numpy.random.default_rng(1), n_rows=3, n=5)
+    batch = tutorial.make_batch(spirals, ids, subsets)
+    for row, (spiral, points) in enumerate(zip(ids, subsets)):
+        numpy.testing.assert_array_equal(batch.t_observed[row], spirals.times[points])
+        numpy.testing.assert_array_equal(batch.x_observed[row], spirals.observations[spiral,
+                                                                                     points])
+        numpy.testing.assert_array_equal(batch.clean_future[row],
+                                         spirals.trajectories[spiral, 100:200])
+        numpy.testing.assert_array_equal(batch.x_future[row], spirals.observations[spiral,
+                                                                                   100:200])
+    numpy.testing.assert_array_equal(batch.t_future, numpy.tile(spirals.times[100:200], (3, 1)))
+
+
+def test_the_split_is_disjoint_and_covers_every_spiral(tutorial):
+    train, validation, test = tutorial.split_spirals(tutorial.Config(), seed=0)
+    assert (len(train), len(validation), len(test)) == (800, 100, 100)
+    assert len(numpy.unique(numpy.concatenate([train, validation, test]))) == 1000
+
+
+@pytest.mark.parametrize("fit_future", [False, True])
+def test_the_losses_read_only_the_points_they_fit(tutorial, fit_future):
+    """Changing what a spiral does not show (the future, unless it is fitted) changes neither
+    loss; changing one observed point changes both."""
+    rng = numpy.random.default_rng(2)
+    params = tutorial.init_latent_ode(rng, encoder_units=3, dynamics_units=4, decoder_units=3)
+    rnn = tutorial.init_rnn(rng, units=3)
+    batch = tiny_batch(tutorial, rng)
+    eps = rng.normal(size=(2, tutorial.LATENT_DIM))
+
+    def losses(batch):
+        return (float(tutorial.latent_ode_loss(params, batch, eps, 0.3, TIGHT, fit_future)),
+                float(tutorial.rnn_loss(rnn, batch, 0.3, fit_future)))
+
+    reference = losses(batch)
+    other_future = dataclasses.replace(batch, x_future=batch.x_future + 1.0)
+    observed = batch.x_observed.copy()
+    observed[1, 2] += 0.5
+    other_observation = dataclasses.replace(batch, x_observed=observed)
+    if fit_future:
+        assert all(a != b for a, b in zip(losses(other_future), reference))
+    else:
+        assert losses(other_future) == reference
+    assert all(a != b for a, b in zip(losses(other_observation), reference))
+
+
+def test_a_batch_loss_is_the_mean_of_each_spirals_own_loss(tutorial):
+    """Rows at different times are independent problems: the 2-D t of `odeint` solves each
+    at its own times."""
+    rng = numpy.random.default_rng(3)
+    params = tutorial.init_latent_ode(rng, encoder_units=3, dynamics_units=4, decoder_units=3)
+    batch = tiny_batch(tutorial, rng, batch_size=3)
+    eps = rng.normal(size=(3, tutorial.LATENT_DIM))
+    whole = float(tutorial.latent_ode_loss(params, batch, eps, 0.3, TIGHT, True))
+    rows = [float(tutorial.latent_ode_loss(
+        params, tutorial.Batch(*(field[b:b + 1] for field in dataclasses.astuple(batch))),
+        eps[b:b + 1], 0.3, TIGHT, True)) for b in range(3)]
+    assert whole == pytest.approx(numpy.mean(rows), rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model and its losses
+# ---------------------------------------------------------------------------------------------
+
 def hand_made_params(tutorial, rng, mean, log_var, velocity):
-    """Latent ODE parameters whose output is known in closed form.
+    """Latent ODE parameters whose latent path is known in closed form.
 
     The encoder's read-out has zero weights, so q(z0) = N(mean, diag(exp(log_var))) whatever
     the GRU does. The dynamics' last layer has zero weights and bias ``velocity``, so
-    dz/dt = velocity and z(t) = z0 + velocity * t. The decoder returns (z_1, z_2): its hidden
-    layer is z_1 + 10, z_2 + 10 (ELU is the identity on positive inputs) and its output
-    subtracts the 10 again.
+    dz/dt = velocity and z(t) = z0 + velocity * (t - t_first) for each spiral's first time.
     """
     latent_dim = len(mean)
     params = tutorial.init_latent_ode(rng, latent_dim=latent_dim, encoder_units=3,
@@ -44,45 +125,40 @@ def hand_made_params(tutorial, rng, mean, log_var, velocity):
     params["encoder_out"] = {"w": numpy.zeros((2 * latent_dim, 3)),
                              "b": numpy.concatenate([mean, log_var])}
     params["dynamics"][-1] = {"w": numpy.zeros((latent_dim, 4)), "b": numpy.array(velocity)}
-    first = numpy.zeros((2, latent_dim))
-    first[0, 0] = first[1, 1] = 1.0
-    params["decoder"] = [{"w": first, "b": numpy.array([10.0, 10.0])},
-                         {"w": numpy.eye(2), "b": numpy.array([-10.0, -10.0])}]
     return params
 
 
 def test_elbo_terms_match_hand_computed_values_on_a_tiny_case(tutorial):
     rng = numpy.random.default_rng(0)
     mean, log_var = numpy.array([0.3, -0.2, 0.5]), numpy.array([-1.0, 0.4, -0.3])
-    velocity = [0.5, -0.25, 1.0]
+    velocity = numpy.array([0.5, -0.25, 1.0])
     params = hand_made_params(tutorial, rng, mean, log_var, velocity)
     batch = tiny_batch(tutorial, rng)
     eps = rng.normal(size=(2, 3))
+    std = 0.3
 
-    nll, kl = tutorial.elbo_terms(params, batch, eps, {"method": "dopri5", "rtol": 1e-9,
-                                                       "atol": 1e-12})
+    nll, kl = tutorial.elbo_terms(params, batch, eps, std, TIGHT)
 
-    # By hand: z0 = mean + exp(log_var / 2) * eps, x_hat(t) = z0[:2] + velocity[:2] * t.
+    # By hand: z0 = mean + exp(log_var / 2) * eps at each row's first time, then a straight
+    # line; the decoder is a tanh MLP, evaluated here with NumPy.
     z0 = mean + numpy.exp(log_var / 2) * eps
-    times = numpy.concatenate([batch.t_observed, batch.t_future])
-    targets = numpy.concatenate([batch.x_observed, batch.x_future], axis=1)
-    predicted = z0[:, None, :2] + numpy.array(velocity[:2]) * times[None, :, None]
-    s2 = tutorial.LIKELIHOOD_STD ** 2
-    expected_nll = numpy.sum(0.5 * (math.log(2 * math.pi * s2)
-                                    + (targets - predicted) ** 2 / s2)) / 2
+    elapsed = batch.t_observed - batch.t_observed[:, :1]
+    z = z0[:, None, :] + velocity * elapsed[..., None]
+    (first, second) = params["decoder"]
+    predicted = numpy.tanh(z @ first["w"].T + first["b"]) @ second["w"].T + second["b"]
+    expected_nll = numpy.sum(0.5 * (math.log(2 * math.pi * std ** 2)
+                                    + (batch.x_observed - predicted) ** 2 / std ** 2)) / 2
     expected_kl = 0.5 * numpy.sum(numpy.exp(log_var) + mean ** 2 - 1 - log_var)
     assert float(nll) == pytest.approx(expected_nll, rel=1e-9)
     assert float(kl) == pytest.approx(expected_kl, rel=1e-12)
-    loss = tutorial.latent_ode_loss(params, batch, eps, {"method": "dopri5", "rtol": 1e-9,
-                                                         "atol": 1e-12})
-    assert float(loss) == pytest.approx(expected_nll + expected_kl, rel=1e-9)
 
 
-def test_encoder_reads_observations_backwards_with_gaps_to_the_next_time(tutorial):
-    t = numpy.array([0.0, 0.5, 1.25])
-    x = numpy.arange(6.0).reshape(1, 3, 2)
+def test_encoder_reads_each_row_backwards_with_its_own_gaps(tutorial):
+    t = numpy.array([[0.0, 0.5, 1.25], [0.1, 0.2, 0.6]])
+    x = numpy.arange(12.0).reshape(2, 3, 2)
     inputs = backend.to_numpy(tutorial.encoder_inputs(t, x))
     numpy.testing.assert_allclose(inputs[:, 0], [[4, 5, 0.0], [2, 3, 0.75], [0, 1, 0.5]])
+    numpy.testing.assert_allclose(inputs[:, 1], [[10, 11, 0.0], [8, 9, 0.4], [6, 7, 0.1]])
 
 
 @pytest.mark.parametrize("grad_mode", ["backprop", "adjoint"])
@@ -92,20 +168,19 @@ def test_encoder_odeint_decoder_gradient_matches_central_differences(tutorial, g
                                       decoder_units=3)
     batch = tiny_batch(tutorial, rng, batch_size=2, n_observed=3, n_future=2)
     eps = rng.normal(size=(2, 2))
-    solver = {"method": "dopri5", "rtol": 1e-11, "atol": 1e-12, "grad": grad_mode}
-    # The NLL is scaled by 1 / LIKELIHOOD_STD^2; multiplying it back keeps the tolerances
+    solver = {**TIGHT, "grad": grad_mode}
+    # The NLL is scaled by 1 / s^2 with s = 0.3; multiplying it back keeps the tolerances
     # meaningful.
-    scale = tutorial.LIKELIHOOD_STD ** 2
-    check_grads(lambda p: tutorial.latent_ode_loss(p, batch, eps, solver) * scale, params,
-                rtol=1e-5, atol=1e-7)
+    check_grads(lambda p: tutorial.latent_ode_loss(p, batch, eps, 0.3, solver, True) * 0.09,
+                params, rtol=1e-5, atol=1e-7)
 
 
 def test_rnn_gradient_matches_central_differences(tutorial):
     rng = numpy.random.default_rng(2)
     params = tutorial.init_rnn(rng, units=3)
     batch = tiny_batch(tutorial, rng, batch_size=2, n_observed=3, n_future=2)
-    scale = tutorial.LIKELIHOOD_STD ** 2
-    check_grads(lambda p: tutorial.rnn_loss(p, batch) * scale, params, rtol=1e-6, atol=1e-8)
+    check_grads(lambda p: tutorial.rnn_loss(p, batch, 0.3, True) * 0.09, params, rtol=1e-6,
+                atol=1e-8)
 
 
 def test_rnn_prediction_feeds_its_own_outputs_back(tutorial):
@@ -117,46 +192,67 @@ def test_rnn_prediction_feeds_its_own_outputs_back(tutorial):
     free = tutorial.rnn_predict(params, batch.t_observed, batch.x_observed, batch.t_future)
     assert free.shape == (2, 4, 2)
     xs = numpy.concatenate([batch.x_observed, free[:, :-1]], axis=1)
-    times = numpy.concatenate([batch.t_observed, batch.t_future])
+    times = numpy.concatenate([batch.t_observed, batch.t_future], axis=1)
     for k in range(4):
-        step = tutorial.rnn_predict(params, times[:3 + k], xs[:, :3 + k], times[3 + k:])
+        step = tutorial.rnn_predict(params, times[:, :3 + k], xs[:, :3 + k], times[:, 3 + k:])
         numpy.testing.assert_allclose(step[:, 0], free[:, k], rtol=1e-10, atol=1e-12)
 
 
-def test_quick_run_lowers_the_loss_of_both_models_and_writes_its_outputs(tutorial, tmp_path):
-    result = tutorial.main(["--quick", "--quiet", "--out", str(tmp_path)])
-    # The same held-out batch (posterior mean for z0) before, with the freshly initialised
-    # parameters of the same seed, and after the 30 steps of --quick.
-    before, after = result["fixed_batch_loss_before"], result["fixed_batch_loss_after"]
+# ---------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def quick(tutorial, tmp_path_factory):
+    out = tmp_path_factory.mktemp("latent-quick")
+    return tutorial.main(["--quick", "--quiet", "--out", str(out)]), out
+
+
+def test_quick_run_lowers_the_loss_of_both_models(quick):
+    result, _ = quick
+    # The same validation batch (posterior mean for z0) before, with the freshly initialised
+    # parameters of the same seed, and after the steps of --quick.
+    before, after = result["probe_loss_before"], result["probe_loss_after"]
     for name in ("latent_ode", "rnn"):
-        assert after[name] < 0.95 * before[name], (name, before[name], after[name])
+        assert after[name] < 0.9 * before[name], (name, before[name], after[name])
+
+
+def test_quick_run_writes_table_2_with_the_papers_numbers_and_the_baselines(quick):
+    result, out = quick
     for name in ("table2.md", "reconstructions.png", "homotopy.png", "losses.png",
-                 "checkpoint.npz", "results.json"):
-        assert (tmp_path / name).exists(), name
-    table = (tmp_path / "table2.md").read_text()
-    assert "| Latent ODE |" in table and "| RNN |" in table and "30/100" in table
+                 "latent_ode_checkpoint.npz", "rnn_checkpoint.npz", "latent_ode_result.json"):
+        assert (out / name).exists(), name
+    table = (out / "table2.md").read_text()
+    for row in ("| paper: RNN | 0.3937 | 0.3202 | 0.1813 |",
+                "| paper: Latent ODE | 0.1642 | 0.1502 | 0.1346 |", "| minode: RNN |",
+                "| minode: Latent ODE |", "| minode: predict zero |",
+                "| minode: predict the last observation |"):
+        assert row in table, row
+    rmse = result["rmse"]
+    for n in (30, 50, 100):   # "predict zero" scores exactly the RMS of the targets
+        assert rmse["zero"][n] == pytest.approx(rmse["target_rms"][n], rel=1e-12)
+        assert f"{rmse['zero'][n]:.4f} (100.0%)" in table
 
 
 def test_resume_after_a_crash_repeats_the_uninterrupted_run(tutorial, tmp_path, monkeypatch):
-    straight = tutorial.main(["--quick", "--quiet", "--no-plots", "--iters", "6",
-                              "--out", str(tmp_path / "straight")])
+    options = ["--quick", "--quiet", "--no-plots", "--iters", "6"]
+    straight = tutorial.main(options + ["--out", str(tmp_path / "straight")])
 
     monkeypatch.setattr(tutorial, "QUICK",
                         dataclasses.replace(tutorial.QUICK, checkpoint_every=2))
-    schedule = tutorial.longest_window
+    draw = tutorial.training_batch
 
-    def crash_at_step_5(iteration, iters):
-        if iteration == 4:
+    def crash_at_step_5(data, config, rng, calls=[]):
+        calls.append(None)
+        if len(calls) == 5:
             raise KeyboardInterrupt("simulated crash after the checkpoint of step 4")
-        return schedule(iteration, iters)
+        return draw(data, config, rng)
 
-    monkeypatch.setattr(tutorial, "longest_window", crash_at_step_5)
+    monkeypatch.setattr(tutorial, "training_batch", crash_at_step_5)
     with pytest.raises(KeyboardInterrupt):
-        tutorial.main(["--quick", "--quiet", "--no-plots", "--iters", "6",
-                       "--out", str(tmp_path / "resumed")])
-    monkeypatch.setattr(tutorial, "longest_window", schedule)
-    resumed = tutorial.main(["--quick", "--quiet", "--no-plots", "--iters", "6", "--resume",
-                             "--out", str(tmp_path / "resumed")])
+        tutorial.main(options + ["--out", str(tmp_path / "resumed")])
+    monkeypatch.setattr(tutorial, "training_batch", draw)
+    resumed = tutorial.main(options + ["--resume", "--out", str(tmp_path / "resumed")])
     for name in ("latent_ode", "rnn"):
         assert len(resumed["losses"][name]) == 6
         numpy.testing.assert_allclose(resumed["losses"][name], straight["losses"][name],
