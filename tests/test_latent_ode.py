@@ -234,6 +234,7 @@ def test_quick_run_writes_table_2_with_the_papers_numbers_and_the_baselines(quic
         assert f"{rmse['zero'][n]:.4f} (100.0%)" in table
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_repeats_the_uninterrupted_run(tutorial, tmp_path, monkeypatch):
     options = ["--quick", "--quiet", "--no-plots", "--iters", "6"]
     straight = tutorial.main(options + ["--out", str(tmp_path / "straight")])
