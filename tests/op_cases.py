@@ -138,6 +138,8 @@ CASES = [
     case("exp", ops.exp, anp.exp, normal(2, 3)),
     case("log", ops.log, anp.log, positive(2, 3)),
     case("tanh", ops.tanh, anp.tanh, normal(2, 3)),
+    case("sin", ops.sin, anp.sin, 3 * normal(2, 3)),
+    case("cos", ops.cos, anp.cos, 3 * normal(2, 3)),
     case("sigmoid", ops.sigmoid, lambda x: 1 / (1 + anp.exp(-x)), 3 * normal(2, 3)),
     case("relu", ops.relu, lambda x: anp.maximum(x, 0), away_from_zero(2, 3)),
     case("elu", ops.elu, lambda x: anp.where(x > 0, x, anp.exp(x) - 1), away_from_zero(2, 3)),

@@ -86,3 +86,11 @@ def test_conv2d_gradient_wrt_one_argument_alone_equals_the_joint_one():
     grad_x, grad_w = grad(loss, (0, 1))(x, w)
     assert_allclose(grad(loss, 0)(x, w), grad_x, rtol=1e-14)
     assert_allclose(grad(loss, 1)(x, w), grad_w, rtol=1e-14)
+
+
+@pytest.mark.parametrize("function, second_derivative", [
+    (ops.sin, lambda x: -numpy.sin(x)), (ops.cos, lambda x: -numpy.cos(x))])
+def test_sin_and_cos_vjps_are_differentiable_again(function, second_derivative):
+    x = numpy.linspace(-3.0, 3.0, 7)
+    first = lambda x: ops.sum(grad(lambda y: ops.sum(function(y)))(x))  # noqa: E731
+    assert_allclose(grad(first)(x), second_derivative(x), rtol=1e-12, atol=1e-14)

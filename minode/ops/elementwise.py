@@ -128,6 +128,23 @@ defvjp(log, lambda result, x: lambda grad_out: grad_out / x)
 
 
 @primitive
+def sin(x):
+    """Sine."""
+    return backend.xp.sin(x)
+
+
+@primitive
+def cos(x):
+    """Cosine."""
+    return backend.xp.cos(x)
+
+
+# Written with the primitives themselves, so that these VJPs can be differentiated again.
+defvjp(sin, lambda result, x: lambda grad_out: multiply(grad_out, cos(x)))
+defvjp(cos, lambda result, x: lambda grad_out: negative(multiply(grad_out, sin(x))))
+
+
+@primitive
 def tanh(x):
     """Hyperbolic tangent."""
     return backend.xp.tanh(x)
