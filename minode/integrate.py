@@ -162,5 +162,5 @@ def _check_step_size(h, t, min_step, counts, last_trial_finite):
 def _output_at(t_out, t, t_next, h, y, y_next, stages, tableau):
     if getval(t_out) == getval(t_next):
         return y_next
-    return interpolate(tableau, y, y_next, h, stages, (t_out - t) / h)
+    return interpolate(tableau, y, h, stages, (t_out - t) / h)
 
