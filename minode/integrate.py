@@ -110,10 +110,7 @@ def _integrate_adaptive(rhs, y0, grid, options, counts, first_step, error_ratio)
     outputs, t_end = [], grid[-1]
     attempts, last_trial_finite = 0, True
     while len(outputs) < len(grid) - 1:
-        if attempts >= options.max_steps:
-            raise SolverError(f"max_steps={options.max_steps} exceeded at "
-                              f"t={float(getval(t)):.6g} after {counts.nfe} function "
-                              f"evaluations; raise max_steps or loosen rtol/atol")
+        _check_attempts(attempts, options.max_steps, t, counts)
         attempts += 1
         clipped = float(getval(t)) + proposal >= float(getval(t_end))
         # h is the step taken. The last step ends exactly at t_end; written as t_end - t it
@@ -144,6 +141,13 @@ def _integrate_adaptive(rhs, y0, grid, options, counts, first_step, error_ratio)
         # adjoint's next interval starts) does not shrink below the one before clipping.
         proposal = max(h_value * factor, proposal) if clipped else h_value * factor
     return outputs, proposal
+
+
+def _check_attempts(attempts, max_steps, t, counts):
+    if attempts >= max_steps:
+        raise SolverError(f"max_steps={max_steps} exceeded at t={float(getval(t)):.6g} after "
+                          f"{counts.nfe} function evaluations; raise max_steps or loosen "
+                          f"rtol/atol")
 
 
 def _check_step_size(h, t, min_step, counts, last_trial_finite):
