@@ -6,13 +6,14 @@ whose output is h(1) = ODESolve(h(0), f, 0, 1, theta) (eq. (1)-(3)); the solver 
 evaluations of f it needs, and the adjoint method (Algorithm 1) trains it with memory that does
 not grow with that number.
 
-Run ``python tutorials/mnist_odenet.py`` (the ODE-Net for 10 epochs: about 18 minutes on one CPU
-core; ``--model all`` trains every model) on the 8,000 / 2,000 MNIST digits bundled with minode
-(``--full`` downloads all 70,000). It writes to ``--out`` (default ``results/mnist/``): a
-checkpoint after every epoch (``--resume`` continues from it) and a result file per model,
-Table 1 as ``table1.md`` and Figure 3's panels ``figure3a_nfe_vs_error.png`` ...
-``figure3d_nfe_vs_epoch.png``. ``--quick`` trains on 256 digits for 2 epochs (a smoke test of
-seconds); ``--skip-training`` rebuilds the table and figures from the checkpoints in ``--out``.
+Run ``python tutorials/mnist_odenet.py`` (the ODE-Net for 10 epochs: about 11 CPU-minutes, 19
+minutes of wall time on a shared 2-core machine; ``--model all`` trains every model) on the
+8,000 / 2,000 MNIST digits bundled with minode (``--full`` downloads all 70,000). It writes to
+``--out`` (default ``results/mnist/``): a checkpoint after every epoch (``--resume`` continues
+from it) and a result file per model, Table 1 as ``table1.md`` and Figure 3's panels
+``figure3a_nfe_vs_error.png`` ... ``figure3d_nfe_vs_epoch.png``. ``--quick`` trains on 256 digits
+for 2 epochs (a smoke test of seconds); ``--skip-training`` rebuilds the table and figures from
+the checkpoints in ``--out``.
 """
 # %% [markdown]
 # # An ODE-Net on MNIST
