@@ -1,5 +1,6 @@
 """argparse types: numbers of the right kind pass, anything else is refused with a message."""
 import argparse
+import sys
 
 import pytest
 
@@ -29,3 +30,12 @@ def test_argparse_names_the_option(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--epochs", "0"])
     assert "argument --epochs: must be a positive integer, got '0'" in capsys.readouterr().err
+
+
+def test_script_argv_uses_the_command_line_except_inside_a_jupyter_kernel(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["tutorials/x.py", "--quick"])
+    assert cli.script_argv(["--seed", "1"]) == ["--seed", "1"]
+    assert cli.script_argv() == ["--quick"]
+    monkeypatch.setitem(sys.modules, "ipykernel", object())
+    assert cli.script_argv() == []  # the kernel's own -f argument is not the tutorial's
+    assert cli.script_argv(["--quick"]) == ["--quick"]

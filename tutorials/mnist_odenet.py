@@ -41,7 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from minode import SolverStats, backend, nn, odeint, ops, optim, plots, runs
-from minode.cli import nonnegative_int, positive_float, positive_int
+from minode.cli import nonnegative_int, positive_float, positive_int, script_argv
 from minode.datasets import load_mnist
 from minode.files import write_text_atomically
 
@@ -567,7 +567,7 @@ def parse_args(argv=None):
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument("--no-plots", action="store_true", help="skip Figure 3")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(script_argv(argv))
     overrides = {field.name: getattr(args, field.name) for field in fields(Config)
                  if getattr(args, field.name, None) is not None}
     args.config = replace(QUICK if args.quick else DEFAULT, **overrides)

@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from minode import SolverStats, backend, nn, odeint, ops, optim, plots, runs
-from minode.cli import positive_int
+from minode.cli import positive_int, script_argv
 from minode.files import write_text_atomically
 
 # %% [markdown]
@@ -497,7 +497,7 @@ def parse_args(argv=None):
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--out", type=Path, default=Path("results/spiral"))
-    return parser.parse_args(argv)
+    return parser.parse_args(script_argv(argv))
 
 
 def run_experiment(experiment, args):
