@@ -228,12 +228,7 @@ def predict_trajectory(experiment, params, times, solver):
 # %%
 
 
-def mean_absolute_error(prediction, target):
-    """``mean(|prediction - target|)`` over all entries (ode_demo.py's L1 loss)."""
-    return ops.mean(ops.absolute(ops.subtract(prediction, target)))
-
-
-LOSSES = {"squared": ops.mean_squared_error, "absolute": mean_absolute_error}
+LOSSES = {"squared": ops.mean_squared_error, "absolute": ops.mean_absolute_error}
 LOSS_LABELS = {"squared": "mean squared error", "absolute": "mean absolute (L1) error"}
 
 
