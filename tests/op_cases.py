@@ -3,6 +3,8 @@
 Each `OpCase` pairs a minode function with an independent ``autograd.numpy`` reference (its
 gradient comes from autograd's own VJPs) and float64 inputs. Gradients are those of the scalar
 ``sum(output * cotangent)`` for a fixed random cotangent, w.r.t. the inputs in ``argnums``.
+Second derivatives are those of the same scalar with the cotangent as one more argument, so
+that they differentiate each VJP with respect to the inputs and to the cotangent it is given.
 """
 from dataclasses import dataclass
 
@@ -12,6 +14,7 @@ from autograd import grad
 from autograd.scipy.special import logsumexp as anp_logsumexp
 
 from minode import backend, ops
+from minode.gradcheck import hessian_vector_product
 
 _rng = numpy.random.default_rng(20180619)
 
@@ -229,6 +232,8 @@ CASES = [
          normal(4, 5), numpy.array([0, 4, 4, 2])),
     case("mean_squared_error", ops.mean_squared_error,
          lambda p, t: anp.mean((p - t) ** 2), normal(3, 4), normal(3, 4)),
+    case("mean_absolute_error", ops.mean_absolute_error,
+         lambda p, t: anp.mean(anp.abs(p - t)), normal(3, 4), normal(3, 4)),
     case("gaussian_log_likelihood-broadcast-log_var", ops.gaussian_log_likelihood,
          gaussian_reference, normal(3, 4), normal(3, 4), normal(4)),
     case("gaussian_log_likelihood-number-log_var",
@@ -242,6 +247,11 @@ CASES = [
 def cotangent_for(shape):
     """A fixed random cotangent (the gradient of the output) for an output of ``shape``."""
     return numpy.random.default_rng(list(shape) + [7]).standard_normal(shape)
+
+
+def direction_for(shape):
+    """A fixed random direction for a Hessian-vector product, for an input of ``shape``."""
+    return numpy.random.default_rng(list(shape) + [11]).standard_normal(shape)
 
 
 def on_backend(x):
@@ -258,6 +268,36 @@ def loss_of(function, op, args, argnums, cotangent):
         output = function(*full)
         return op.sum(op.multiply(output, cotangent))
     return loss
+
+
+def loss_with_cotangent(function, op, args, argnums):
+    """`loss_of` with the cotangent as its last argument: ``(*differentiable_args, cotangent)``."""
+    def loss(*values):
+        return loss_of(function, op, args, argnums, values[-1])(*values[:-1])
+    return loss
+
+
+def second_order_inputs(c, args, output_shape, convert):
+    """The differentiable inputs of case ``c`` and its cotangent, and a direction for each."""
+    inputs = [args[i] for i in c.argnums] + [convert(cotangent_for(output_shape))]
+    return inputs, [convert(direction_for(x.shape)) for x in inputs]
+
+
+def minode_second_order(c):
+    """The Hessian-vector product of case ``c`` (w.r.t. its inputs and the cotangent) on the
+    active backend."""
+    args = [on_backend(x) for x in c.inputs]
+    inputs, directions = second_order_inputs(c, args, c.function(*args).shape, on_backend)
+    return hessian_vector_product(loss_with_cotangent(c.function, ops, args, c.argnums), inputs,
+                                  directions)
+
+
+def reference_second_order(c):
+    """The same Hessian-vector product of case ``c``'s autograd.numpy reference."""
+    inputs, directions = second_order_inputs(c, c.inputs, numpy.shape(c.reference(*c.inputs)),
+                                             lambda x: x)
+    return hessian_vector_product(loss_with_cotangent(c.reference, anp, c.inputs, c.argnums),
+                                  inputs, directions)
 
 
 def minode_result(c):
@@ -288,6 +328,15 @@ def result_on(backend_name, c):
     try:
         output, grads = minode_result(c)
         return host(output), [host(g) for g in grads]
+    finally:
+        backend.set_backend(previous)
+
+
+def second_order_on(backend_name, c):
+    """`minode_second_order` of case ``c`` computed on ``backend_name``, copied to NumPy."""
+    previous = backend.set_backend(backend_name)
+    try:
+        return [host(g) for g in minode_second_order(c)]
     finally:
         backend.set_backend(previous)
 

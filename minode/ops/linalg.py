@@ -3,7 +3,7 @@ from autograd.extend import defvjp, primitive
 
 from minode import backend
 from minode.ops.broadcasting import unbroadcast
-from minode.ops.shapes import reshape
+from minode.ops.shapes import reshape, swapaxes
 
 
 @primitive
@@ -13,12 +13,13 @@ def _matmul(a, b):
 
 def _t(x):
     """Swap the last two axes (the matrix transpose of a batch)."""
-    return backend.xp.swapaxes(x, -1, -2)
+    return swapaxes(x, -1, -2)
 
 
+# Written with _matmul itself, so the VJP of a VJP is matrix products again.
 defvjp(_matmul,
-       lambda result, a, b: lambda grad_out: unbroadcast(backend.xp.matmul(grad_out, _t(b)), a),
-       lambda result, a, b: lambda grad_out: unbroadcast(backend.xp.matmul(_t(a), grad_out), b))
+       lambda result, a, b: lambda grad_out: unbroadcast(_matmul(grad_out, _t(b)), a),
+       lambda result, a, b: lambda grad_out: unbroadcast(_matmul(_t(a), grad_out), b))
 
 
 def matmul(a, b):
