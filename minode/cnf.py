@@ -130,14 +130,12 @@ def normal_log_prob(z, std=1.0):
 def log_prob(func, x, t, params=None, *, base_std=1.0, **flow_options):
     """log p(x) per row of ``x`` (B, D) under the flow from N(0, base_std^2 I) at ``t[0]``.
 
-    ``t`` runs from the base (t[0]) to the data (t[-1]); only its ends are used. The solve goes
-    the density direction, data -> base, from t[-1] back to t[0]: with z = z(t[0]),
+    ``t`` runs from the base (t[0]) to the data (t[-1]). The solve goes the density direction,
+    data -> base, through ``t`` reversed: with z = z(t[0]),
     log p(x) = log N(z) + int_{t[0]}^{t[-1]} tr(df/dz) dt = log N(z) - log_det(t[0]).
     ``flow_options`` go to `flow` (trace, noise, and the odeint options).
     """
-    t = _check_times(t)
-    to_base = ops.stack([ops.getitem(t, -1), ops.getitem(t, 0)])
-    zs, log_det = flow(func, x, to_base, params, **flow_options)
+    zs, log_det = flow(func, x, _reversed(t), params, **flow_options)
     return ops.add(normal_log_prob(ops.getitem(zs, -1), base_std), ops.getitem(log_det, -1))
 
 
@@ -152,7 +150,7 @@ def sample(func, n, t, params=None, *, rng, base_std=1.0, dim=2, **flow_options)
     check_positive_int("n", n)
     check_positive_int("dim", dim)
     z = backend.asarray(base_std * rng.standard_normal((n, dim)))
-    xs, log_det = flow(func, z, _check_times(t), params, **flow_options)
+    xs, log_det = flow(func, z, t, params, **flow_options)
     return xs, ops.subtract(normal_log_prob(z, base_std), log_det)
 
 
@@ -179,10 +177,11 @@ def _check_noise(noise, trace, z):
     return noise
 
 
-def _check_times(t):
-    value = getval(t)
-    if not hasattr(value, "ndim"):
-        t = value = backend.asarray(t, dtype="float64")
-    if value.ndim != 1 or value.shape[0] < 2:
-        raise ValueError(f"t must be a 1-D array of at least 2 times, got shape {value.shape}")
-    return t
+def _reversed(t):
+    """The times ``t`` (an array, traced or not, or a list) in the opposite order."""
+    if not hasattr(getval(t), "ndim"):
+        t = backend.asarray(t, dtype="float64")
+    if getval(t).ndim != 1:
+        raise ValueError(f"t must be a 1-D array of at least 2 times, got shape "
+                         f"{getval(t).shape}")
+    return ops.getitem(t, slice(None, None, -1))

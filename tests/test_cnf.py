@@ -7,7 +7,8 @@ from autograd import grad, jacobian
 from numpy.testing import assert_allclose
 from scipy.stats import multivariate_normal
 
-from minode import cnf, densities, nn, odeint, ops, planar
+import strict_backend as strict
+from minode import backend, cnf, densities, nn, odeint, ops, planar
 from minode.gradcheck import numerical_grad, relative_error
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
@@ -168,6 +169,28 @@ def test_adjoint_backprop_and_central_differences_agree(loss, trace):
     assert relative_error(adjoint, differences) < 1e-5
     assert relative_error(backprop, differences) < 1e-5
     assert relative_error(adjoint, backprop) < 1e-5
+
+
+@pytest.mark.parametrize("trace", ["exact", "hutchinson"])
+def test_gradients_on_the_strict_backend_equal_numpy(trace, strict_backend):
+    """Every array of the flow, its trace's VJPs and their adjoint stays on the active backend."""
+    rng = numpy.random.default_rng(13)
+    z, noise = rng.standard_normal((4, 2)), rng.choice([-1.0, 1.0], size=(4, 2))
+
+    def loss(params, z, noise):
+        zs, log_det = cnf.flow(mlp_field, z, backend.asarray(numpy.array([0.0, 0.8])), params,
+                               trace=trace, noise=noise if trace == "hutchinson" else None,
+                               rtol=1e-9, atol=1e-9)
+        return ops.add(ops.sum(ops.square(ops.getitem(zs, -1))), ops.sum(log_det))
+
+    backend.set_backend("numpy")
+    expected = nn.flatten(grad(loss, (0, 1))(init_mlp_field(numpy.random.default_rng(0), 2), z,
+                                             noise))[0]
+    backend.set_backend("strict")
+    params = nn.tree_map(backend.asarray, init_mlp_field(numpy.random.default_rng(0), 2))
+    got = grad(loss, (0, 1))(params, backend.asarray(z), backend.asarray(noise))
+    assert all(type(leaf) is strict.StrictArray for leaf in nn.tree_leaves(got))
+    assert_allclose(backend.to_numpy(nn.flatten(got)[0]), expected, rtol=1e-10, atol=1e-13)
 
 
 # ------------------------------------------------------------------------- bad input
