@@ -29,6 +29,7 @@ import numpy
 from tqdm import tqdm
 
 from minode import backend, ops
+from minode.checks import check_positive, check_positive_int
 from minode.files import atomic_file
 from minode.odeint import odeint
 
@@ -391,13 +392,6 @@ _DENSITY_CHUNK = 4096     # rows of x per block of the (rows, curve points) kern
 _MOONS_CENTRE = numpy.array([0.5, 0.25])
 
 
-def _check_toy_args(n, noise):
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if not noise > 0:
-        raise ValueError(f"noise must be a positive number, got {noise!r}")
-
-
 def _circle_points(angles, radius):
     return radius * numpy.stack([numpy.cos(angles), numpy.sin(angles)], axis=-1)
 
@@ -409,10 +403,12 @@ def _moon_points(angles):
     return upper - _MOONS_CENTRE, lower - _MOONS_CENTRE
 
 
-
 def _draw_from_curves(rng, n, noise, curve_points):
-    """n points: ``curve_points(angles)`` gives both curves' points for n angles; the first
-    n // 2 points come from the first curve, the rest from the second, in random order."""
+    """n noisy points, in random order: ``curve_points(rng)`` draws n uniform angles and returns
+    both curves' points at them; n // 2 points come from the first curve, the rest from the
+    second."""
+    check_positive_int("n", n)
+    check_positive("noise", noise)
     first, second = curve_points(rng)
     on_curves = numpy.concatenate([first[:n // 2], second[n // 2:]])
     points = on_curves + noise * rng.standard_normal(on_curves.shape)
@@ -422,7 +418,6 @@ def _draw_from_curves(rng, n, noise, curve_points):
 def make_two_circles(rng, n, noise=0.06, factor=0.5):
     """n points (n, 2) of Two Circles: half on the unit circle, half on the circle of radius
     ``factor``, each at a uniform angle, plus N(0, noise^2 I). ``rng``: a Generator or a seed."""
-    _check_toy_args(n, noise)
     rng = numpy.random.default_rng(rng)
 
     def curves(rng):
@@ -434,7 +429,6 @@ def make_two_circles(rng, n, noise=0.06, factor=0.5):
 def make_two_moons(rng, n, noise=0.1):
     """n points (n, 2) of Two Moons: half on the upper moon, half on the lower, each at a
     uniform angle in [0, pi], centred by -(1/2, 1/4), plus N(0, noise^2 I)."""
-    _check_toy_args(n, noise)
     rng = numpy.random.default_rng(rng)
     return _draw_from_curves(rng, n, noise, lambda rng: _moon_points(rng.uniform(0, numpy.pi, n)))
 

@@ -5,7 +5,8 @@ Figure 4 appears to use (it does not name its targets), with
 
     w1(z) = sin(2 pi z1 / 4),   w2(z) = 3 exp(-((z1 - 1) / 0.6)^2 / 2):
 
-    U1(z) = ((|z| - 2) / 0.4)^2 / 2 - log( exp(-((z1 - 2) / 0.6)^2 / 2) + exp(-((z1 + 2) / 0.6)^2 / 2) )
+    U1(z) = ((|z| - 2) / 0.4)^2 / 2
+            - log( exp(-((z1 - 2) / 0.6)^2 / 2) + exp(-((z1 + 2) / 0.6)^2 / 2) )
     U2(z) = ((z2 - w1(z)) / 0.4)^2 / 2
     U3(z) = -log( exp(-((z2 - w1(z)) / 0.35)^2 / 2) + exp(-((z2 - w1(z) + w2(z)) / 0.35)^2 / 2) )
 

@@ -93,8 +93,12 @@ def init_planar_flow(rng, dim=2, layers=8, dtype="float64"):
     """
     check_positive_int("dim", dim)
     check_positive_int("layers", layers)
-    draw = lambda std, *shape: backend.asarray((std * rng.standard_normal(shape)).astype(dtype))  # noqa: E731
-    return {"w": draw(1.0, layers, dim), "u": draw(0.1, layers, dim), "b": draw(0.1, layers)}
+
+    def normal(std, *shape):
+        return backend.asarray((std * rng.standard_normal(shape)).astype(dtype))
+
+    return {"w": normal(1.0, layers, dim), "u": normal(0.1, layers, dim),
+            "b": normal(0.1, layers)}
 
 
 def u_hat(u, w):

@@ -1,4 +1,5 @@
-"""Two Circles and Two Moons (minode.datasets): the samples and the exact densities they come from."""
+"""Two Circles and Two Moons (minode.datasets): the samples and the exact densities they are
+drawn from."""
 import numpy
 import pytest
 from numpy.testing import assert_allclose
