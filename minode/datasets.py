@@ -24,7 +24,9 @@ import urllib.request
 import numpy
 from tqdm import tqdm
 
+from minode import backend, ops
 from minode.files import atomic_file
+from minode.odeint import odeint
 
 __all__ = ["read_idx", "write_idx", "load_mnist", "BUNDLED_MNIST_DIR", "MNIST_MIRRORS",
            "MNIST_FULL_FILES", "Spirals", "make_spirals"]
@@ -336,8 +338,6 @@ def make_spirals(rng, n_spirals=1000, n_points=200, t_max=6.29 * 5, noise_std=0.
     Returns:
         A `Spirals` of NumPy arrays: float64, and bool for ``clockwise``.
     """
-    from minode import backend, odeint, ops  # odeint lives in a layer above the data helpers
-
     if n_spirals < 1 or n_points < 2:
         raise ValueError(f"need n_spirals >= 1 and n_points >= 2, got {n_spirals} and {n_points}")
     if not (t_max > 0 and noise_std >= 0 and init_std > 0):

@@ -241,6 +241,8 @@ CASES = [
          normal(4, 5), numpy.array([0, 4, 4, 2])),
     case("mean_squared_error", ops.mean_squared_error,
          lambda p, t: anp.mean((p - t) ** 2), normal(3, 4), normal(3, 4)),
+    case("mean_absolute_error", ops.mean_absolute_error,
+         lambda p, t: anp.mean(anp.abs(p - t)), normal(3, 4), normal(3, 4)),
     case("gaussian_log_likelihood-broadcast-log_var", ops.gaussian_log_likelihood,
          gaussian_reference, normal(3, 4), normal(3, 4), normal(4)),
     case("gaussian_log_likelihood-number-log_var",

@@ -191,8 +191,8 @@ def _structure(tree):
 
 @pytest.mark.parametrize("method", ["bosh3", "dopri5", "tsit5"])
 def test_adaptive_solver_gradients_agree_three_ways(method):
-    # Two output times: the output is a step end, not a dense-output interpolant (tsit5 and
-    # bosh3 interpolate with a 3rd-order Hermite cubic, which would dominate dL/dt_i).
+    # Two output times: the output is a step end, not a dense-output interpolant (bosh3's
+    # cubic Hermite interpolant is 3rd order, and its error would dominate dL/dt_i).
     # bosh3 (order 3) needs many steps at 1e-10; 1e-9 keeps it quick and accurate enough.
     func, y0, _, params, _ = linear_problem()
     t = numpy.array([0.1, 1.3])

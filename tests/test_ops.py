@@ -69,6 +69,7 @@ def test_conv_and_group_norm_keep_float32():
     (lambda: ops.cross_entropy(numpy.ones((3, 4)), numpy.array([0, 1, 4])), "labels must lie"),
     (lambda: ops.cross_entropy(numpy.ones((3, 4)), numpy.array([0.0, 1.0, 2.0])), "labels"),
     (lambda: ops.mean_squared_error(numpy.ones((3, 4)), numpy.ones((4, 3))), "target"),
+    (lambda: ops.mean_absolute_error(numpy.ones(3), numpy.ones((3, 1))), "target"),
     (lambda: ops.gaussian_log_likelihood(numpy.ones(4), numpy.ones(5), 0.0), "mean"),
     (lambda: ops.gaussian_log_likelihood(numpy.ones(4), 0.0, numpy.ones((2, 4))), "log_var"),
     (lambda: ops.kl_diag_gaussian_to_standard(numpy.ones(4), numpy.ones(3)), "log_var"),

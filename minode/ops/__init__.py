@@ -9,7 +9,8 @@ from minode.ops.elementwise import (absolute, add, astype, divide, elu, exp, log
                                     subtract, tanh, where)
 from minode.ops.linalg import matmul
 from minode.ops.losses import (cross_entropy, gaussian_log_likelihood,
-                               kl_diag_gaussian_to_standard, log_softmax, mean_squared_error)
+                               kl_diag_gaussian_to_standard, log_softmax, mean_absolute_error,
+                               mean_squared_error)
 from minode.ops.norm import group_norm
 from minode.ops.reductions import logsumexp, mean, sum
 from minode.ops.shapes import (concatenate, getitem, ravel, reshape, stack, swapaxes,
