@@ -15,6 +15,7 @@ from autograd.scipy.special import logsumexp as anp_logsumexp
 
 from minode import backend, ops
 from minode.gradcheck import hessian_vector_product
+from minode.ops.linalg import _matmul
 
 _rng = numpy.random.default_rng(20180619)
 
@@ -183,6 +184,8 @@ CASES = [
     case("getitem-repeated-int-array-axis1",
          lambda x: ops.getitem(x, (slice(None), device_index(1, 1, 0))),
          lambda x: x[:, numpy.array([1, 1, 0])], normal(2, 3)),
+    case("window", lambda x: ops.window(x, 3, (2, 3)), lambda x: anp.reshape(x[3:9], (2, 3)),
+         normal(10)),
     case("concatenate-axis0", lambda a, b: ops.concatenate([a, b]),
          lambda a, b: anp.concatenate([a, b]), normal(2, 3), normal(1, 3)),
     case("concatenate-axis-1", lambda a, b, c: ops.concatenate([a, b, c], axis=-1),
@@ -196,6 +199,14 @@ CASES = [
     case("matmul-1d-2d", ops.matmul, anp.matmul, normal(4), normal(4, 2)),
     case("matmul-2d-1d", ops.matmul, anp.matmul, normal(3, 4), normal(4)),
     case("matmul-1d-1d", ops.matmul, anp.matmul, normal(4), normal(4)),
+    # The primitive's transposed operands, which VJPs of VJPs use.
+    case("matmul-transpose-a", lambda a, b: _matmul(a, b, True, False),
+         lambda a, b: anp.matmul(anp.swapaxes(a, -1, -2), b), normal(2, 4, 3), normal(4, 2)),
+    case("matmul-transpose-b", lambda a, b: _matmul(a, b, False, True),
+         lambda a, b: anp.matmul(a, anp.swapaxes(b, -1, -2)), normal(3, 4), normal(5, 2, 4)),
+    case("matmul-transpose-both", lambda a, b: _matmul(a, b, True, True),
+         lambda a, b: anp.matmul(anp.swapaxes(a, -1, -2), anp.swapaxes(b, -1, -2)),
+         normal(1, 4, 3), normal(2, 2, 4)),
     # Convolution and pooling.
     case("conv2d-stride1-pad0", lambda x, w: ops.conv2d(x, w),
          lambda x, w: conv2d_reference(x, w, 1, 0), normal(2, 3, 5, 5), normal(4, 3, 3, 3)),

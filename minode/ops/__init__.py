@@ -14,4 +14,4 @@ from minode.ops.losses import (cross_entropy, gaussian_log_likelihood,
 from minode.ops.norm import group_norm
 from minode.ops.reductions import logsumexp, mean, sum
 from minode.ops.shapes import (concatenate, getitem, ravel, reshape, stack, swapaxes,
-                               transpose)
+                               transpose, window)

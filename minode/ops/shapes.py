@@ -1,8 +1,8 @@
-"""Shape primitives (reshape, transpose, indexing, concatenate, stack) and their VJPs.
+"""Shape primitives (reshape, transpose, indexing, window, concatenate, stack) and their VJPs.
 
 These move numbers around without changing them, so each VJP moves the gradient back, with
-these same primitives (indexing and `_scatter` are each other's VJP), so that gradients of every
-order are traced.
+these same primitives (indexing and `_scatter` are each other's VJP, as are `window` and
+`_embed`), so that gradients of every order are traced.
 """
 from autograd.extend import defvjp, defvjp_argnum, primitive
 
@@ -70,6 +70,34 @@ def _scatter(values, index, shape):
 
 defvjp(getitem, lambda result, x, index: lambda grad_out: _scatter(grad_out, index, x.shape))
 defvjp(_scatter, lambda result, values, index, shape: lambda grad_out: getitem(grad_out, index))
+
+
+@primitive
+def window(vector, start, shape):
+    """``vector[start:start + size]`` as an array of ``shape`` (``size`` entries): one piece of a
+    1-D array, such as a leaf of a flattened pytree (`minode.tree.flatten`).
+
+    One primitive where ``reshape(getitem(...))`` would be two: the adjoint's backward pass
+    unflattens the parameters at every evaluation, and each traced primitive costs time.
+    """
+    size = 1
+    for n in shape:
+        size *= n
+    return backend.xp.reshape(vector[start:start + size], shape)
+
+
+@primitive
+def _embed(piece, start, length):
+    """A 1-D array of ``length`` zeros with ``piece``'s entries at ``start``: `window`'s adjoint."""
+    result = backend.xp.zeros(length, dtype=piece.dtype)
+    result[start:start + piece.size] = backend.xp.reshape(piece, (-1,))
+    return result
+
+
+defvjp(window, lambda result, vector, start, shape: lambda grad_out: _embed(
+    grad_out, start, vector.shape[0]))
+defvjp(_embed, lambda result, piece, start, length: lambda grad_out: window(
+    grad_out, start, piece.shape))
 
 
 @primitive
