@@ -13,13 +13,12 @@ planar flow (NF, eq. (7)) of Rezende & Mohamed 2015:
   and NF K = 64; densities and samples along the flow, a GIF, and a table of held-out NLL next to
   the best Gaussian and the data's own entropy.
 
-Run ``python tutorials/cnf.py`` (25 minutes of CPU time, one core; as long in wall time when the
-machine is otherwise idle)
-and look at ``results/cnf/``: ``figure4.png``, ``figure5_circles.png``, ``figure5_moons.png``,
-``flow_circles.gif``, ``flow_moons.gif`` and ``table.md``. ``--targets U1`` or ``--datasets
-moons`` run parts (``--targets`` alone skips Figure 4, ``--datasets`` alone Figure 5); each model
-saves a checkpoint every 50 steps and ``--resume`` continues from it (a finished model is loaded,
-not trained again); ``--quick`` is a smoke test of seconds.
+Run ``python tutorials/cnf.py`` (25 minutes of CPU time on one core; as long in wall time on an
+otherwise idle machine) and look at ``results/cnf/``: ``figure4.png``, ``figure5_circles.png``,
+``figure5_moons.png``, ``flow_circles.gif``, ``flow_moons.gif`` and ``table.md``. ``--targets
+U1`` or ``--datasets moons`` run parts (``--targets`` alone skips Figure 4, ``--datasets`` alone
+Figure 5); each model saves a checkpoint every 50 steps and ``--resume`` continues from it (a
+finished model is loaded, not trained again); ``--quick`` is a smoke test of seconds.
 
 Reduced scale: the paper trains the CNF for 10,000 Adam steps and the NF for 500,000 RMSprop
 steps. Here the density-matching CNFs take 1,000 Adam steps (lr 6e-3, halved every 400) and the
