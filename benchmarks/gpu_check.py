@@ -2,9 +2,10 @@
 
     python benchmarks/gpu_check.py [--repeats 5]
 
-1. Each primitive test case (tests/op_cases.py) runs on CuPy; its output and gradients must
-   equal the NumPy backend's (which tests/test_ops.py checks against autograd.numpy and finite
-   differences), and its gradients must pass central finite differences on the GPU (float64).
+1. Each primitive test case (tests/op_cases.py) runs on CuPy; its output, gradients and second
+   derivatives (Hessian-vector products, which differentiate every VJP) must equal the NumPy
+   backend's (which tests/test_ops.py checks against autograd.numpy and finite differences),
+   and its gradients must pass central finite differences on the GPU (float64).
 2. The small conv ODE of tests/test_conv_ode.py: adjoint gradients w.r.t. y0 and the parameters
    against central differences, on the GPU.
 3. The paper's MNIST ODE block (benchmarks/conv_block.py) timed on the GPU.
@@ -38,14 +39,18 @@ def gpu_unavailable_reason():
 
 def check_primitives(backend_name):
     """Every primitive case on ``backend_name`` against NumPy and finite differences."""
-    from op_cases import CASES, cotangent_for, loss_of, max_relative_difference, result_on
+    from op_cases import (CASES, cotangent_for, loss_of, max_relative_difference, result_on,
+                          second_order_on)
     failures = 0
-    print(f"| primitive case | max rel. diff vs NumPy | finite differences on {backend_name} |")
+    print(f"| primitive case | max rel. diff vs NumPy (outputs, 1st and 2nd derivatives) | "
+          f"finite differences on {backend_name} |")
     print("|---|---:|---|")
     for c in CASES:
         expected_output, expected_grads = result_on("numpy", c)
         output, grads = result_on(backend_name, c)
-        difference = max_relative_difference([output, *grads], [expected_output, *expected_grads])
+        difference = max(
+            max_relative_difference([output, *grads], [expected_output, *expected_grads]),
+            max_relative_difference(second_order_on(backend_name, c), second_order_on("numpy", c)))
         previous = backend.set_backend(backend_name)
         try:
             args = [backend.asarray(x) if hasattr(x, "dtype") else x for x in c.inputs]

@@ -69,7 +69,7 @@ def single_step_slopes(tableau, t0=1.5):
     for h in dense_steps:
         y1, _, stages = rk_step(rational, tableau, y0, t0, h, rational(y0, t0))
         dense_errors.append(max(
-            float(numpy.max(numpy.abs(interpolate(tableau, y0, y1, h, stages, theta)
+            float(numpy.max(numpy.abs(interpolate(tableau, y0, h, stages, theta)
                                       - rational_exact(t0 + theta * h))))
             for theta in (0.25, 0.5, 0.75)))
     return slope(estimate_steps, estimates), slope(dense_steps, dense_errors)
@@ -86,9 +86,8 @@ def convergence_table():
                                           rational_exact(2.0), [40, 80, 160])
         if tableau.adaptive:
             estimate_slope, dense_slope = single_step_slopes(tableau)
-            dense_expected = 5 if tableau.dense in ("dopri5", "tsit5") else 4
             extra = (f"{estimate_slope:.2f} ({tableau.error_order + 1}) | "
-                     f"{dense_slope:.2f} ({dense_expected}, {tableau.dense})")
+                     f"{dense_slope:.2f} ({tableau.dense.order + 1}, {tableau.dense.name})")
         else:
             extra = "- | -"
         lines.append(f"| {name} | {tableau.order} | {spiral_slope:.2f} | {rational_slope:.2f} "

@@ -21,7 +21,8 @@ initial weights in the same process, and the time ratio is printed.
 
 Each run trains for ``--iterations`` iterations, the runs taking turns iteration by iteration;
 "median of 50" is taken over the first 50 (the phase the NFE numbers in the project's issue
-refer to) and over the last 50.
+refer to) and over the last 50. ``--clock cpu`` times with the process's CPU time instead of
+wall time (steadier on a machine shared with other jobs).
 """
 import argparse
 import os
@@ -105,7 +106,10 @@ class _LocalRMSprop:
         return new_params, new_state
 
 
-def train_minode(data, grad, seminorm=False, iterations=300):
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def train_minode(data, grad, seminorm=False, iterations=300, clock=time.perf_counter):
     """Train with minode, yielding (seconds, forward NFE, backward NFE, loss) per iteration."""
     params, optimizer = initial_params(), make_rmsprop()
     optimizer_state = optimizer.init(params)
@@ -119,13 +123,13 @@ def train_minode(data, grad, seminorm=False, iterations=300):
     loss_and_grad = value_and_grad(loss)
     for y0, t, batch_y in batches(*data, iterations):
         stats.reset()
-        start = time.perf_counter()
+        start = clock()
         value, grads = loss_and_grad(params, y0, t, batch_y)
         params, optimizer_state = optimizer.update(params, grads, optimizer_state)
-        yield time.perf_counter() - start, stats.forward.nfe, stats.backward.nfe, float(value)
+        yield clock() - start, stats.forward.nfe, stats.backward.nfe, float(value)
 
 
-def train_torchdiffeq(data, iterations=300):
+def train_torchdiffeq(data, iterations=300, clock=time.perf_counter):
     """The demo itself with torchdiffeq's odeint_adjoint, float64, same batches and weights;
     yields (seconds, forward NFE, backward NFE, loss) per iteration."""
     import torch
@@ -158,7 +162,7 @@ def train_torchdiffeq(data, iterations=300):
         y0 = torch.from_numpy(backend.to_numpy(y0)[:, None, :])
         t = torch.from_numpy(backend.to_numpy(t))
         batch_y = torch.from_numpy(backend.to_numpy(batch_y)[:, :, None, :])
-        start = time.perf_counter()
+        start = clock()
         optimizer.zero_grad()
         func.nfe = 0
         pred = odeint_adjoint(func, y0, t, rtol=RTOL, atol=ATOL, method="dopri5")
@@ -166,7 +170,7 @@ def train_torchdiffeq(data, iterations=300):
         forward_nfe, func.nfe = func.nfe, 0
         loss.backward()
         optimizer.step()
-        yield time.perf_counter() - start, forward_nfe, func.nfe, float(loss.detach())
+        yield clock() - start, forward_nfe, func.nfe, float(loss.detach())
 
 
 def summary(name, record, window=50):
@@ -189,10 +193,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--clock", choices=sorted(CLOCK), default="wall")
     args = parser.parse_args()
 
     data = true_data()
-    trainers = {name: train_minode(data, iterations=args.iterations, **kwargs)
+    clock = CLOCK[args.clock]
+    trainers = {name: train_minode(data, iterations=args.iterations, clock=clock, **kwargs)
                 for name, kwargs in [("minode adjoint", dict(grad="adjoint")),
                                      ("minode adjoint + seminorm", dict(grad="adjoint",
                                                                         seminorm=True)),
@@ -205,7 +211,8 @@ def main():
         except ImportError as error:
             torch_error = str(error)
         else:
-            trainers["torchdiffeq odeint_adjoint"] = train_torchdiffeq(data, args.iterations)
+            trainers["torchdiffeq odeint_adjoint"] = train_torchdiffeq(data, args.iterations,
+                                                                       clock)
     # The runs take turns, one iteration each, so that a change in the machine's load (other
     # processes) affects them all alike.
     runs = {name: {"seconds": [], "forward": [], "backward": [], "loss": []} for name in trainers}
@@ -216,7 +223,7 @@ def main():
 
     print(f"spiral (torchdiffeq ode_demo), dopri5 rtol={RTOL:g} atol={ATOL:g}, float64, "
           f"batch {BATCH_SIZE} x {BATCH_TIME} times, {args.iterations} iterations per run, "
-          f"RMSprop from {type(make_rmsprop()).__module__}\n")
+          f"RMSprop from {type(make_rmsprop()).__module__}, {args.clock} clock\n")
     print("| run | iterations | ms / iteration (median) | forward NFE | backward NFE | "
           "backward / forward |")
     print("|---|---|---:|---:|---:|---:|")

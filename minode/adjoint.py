@@ -22,18 +22,35 @@ direct gradient dL/dz(t_i) is added to a. Signs of the time gradients (what `ode
     dL/dt_0 = a_t(t_0) = -a(t_0) . f(z(t_0), t_0)    (moving t_0 shifts the whole trajectory),
 
 where a_t starts at 0, jumps by -dL/dt_i at each t_i, and is integrated with da_t/dt above.
+
+Derivatives of every order (the paper's Appendix D: its autograd implementation "supports all
+higher-order derivatives"): each backward interval is itself solved by `odeint_adjoint`, with
+the augmented dynamics as its vector field, and everything around it (the resets, the jumps,
+the time gradients) is written with minode's primitives. So autograd can trace the backward
+pass, and the derivative of the adjoint is again an adjoint solve, of the augmented system.
 """
 from dataclasses import dataclass
 
 from autograd import make_vjp
 from autograd.extend import defvjp_argnums, primitive
 
-from minode import backend
-from minode.dynamics import time_as_array, vector_field
+from minode import backend, ops
+from minode.dynamics import vector_field
 from minode.integrate import SolveOptions, host_times, integrate
-from minode.ops import getitem, reshape
 from minode.stats import SolverStats
 from minode.stepping import rms_error_ratio
+
+
+class StepSizeCarry:
+    """The step size one solve hands on to the next one.
+
+    The backward pass solves its intervals [t_{i-1}, t_i] one after another; each starts from
+    the step the previous one would have tried next (``step``), instead of choosing a first
+    step from scratch at every output time.
+    """
+
+    def __init__(self):
+        self.step = None
 
 
 @dataclass(frozen=True)
@@ -41,9 +58,9 @@ class AdjointProblem:
     """Everything about a solve that is not differentiated: passed through autograd untouched.
 
     ``unflatten`` turns the flat parameter vector theta back into the pytree ``func`` expects.
-    ``seminorm``: the backward error control ignores a_theta and a_t (Kidger, Chen & Lyons
-    2021, "Hey, that's not an ODE"), which need no accuracy of their own: they are integrals
-    of quantities that z and a already control.
+    ``seminorm``: the backward error control measures z and a only (`seminorm_error_ratio`).
+    ``error_ratio`` is the error norm of the forward solve; ``step_carry``, when given, holds
+    the forward solve's first step and receives its next one.
     """
 
     func: object
@@ -52,6 +69,8 @@ class AdjointProblem:
     backward: SolveOptions
     seminorm: bool
     stats: SolverStats
+    error_ratio: object = rms_error_ratio
+    step_carry: StepSizeCarry | None = None
 
 
 @primitive
@@ -62,8 +81,12 @@ def odeint_adjoint(y0, t, theta, problem):
     (len(t),) + y0.shape, with ``ys[0] == y0``.
     """
     rhs = vector_field(problem.func, problem.unflatten(theta))
-    times = host_times(t)
-    outputs, _ = integrate(rhs, y0, times, problem.forward, problem.stats.forward)
+    carry = problem.step_carry
+    outputs, next_step = integrate(rhs, y0, host_times(t), problem.forward, problem.stats.forward,
+                                   first_step=None if carry is None else carry.step,
+                                   error_ratio=problem.error_ratio)
+    if carry is not None:
+        carry.step = next_step
     return backend.xp.stack([y0] + outputs)
 
 
@@ -81,8 +104,27 @@ def _adjoint_vjp(argnums, ys, args, kwargs):
 defvjp_argnums(odeint_adjoint, _adjoint_vjp)
 
 
+def seminorm_error_ratio(n_controlled):
+    """The error ratio over the first ``n_controlled`` entries of the state only.
+
+    For the augmented state [z, a, a_theta, a_t] with n_controlled = size(z) + size(a), this is
+    the seminorm of Kidger, Chen & Lyons 2021 ("Hey, that's not an ODE", sec. 3): a_theta and
+    a_t need no accuracy of their own, as they are integrals of quantities that z and a
+    already control, and leaving them out of the error norm saves backward steps.
+    """
+    def error_ratio(error, y0, y1, rtol, atol):
+        n = n_controlled
+        return rms_error_ratio(error[:n], y0[:n], y1[:n], rtol, atol)
+    return error_ratio
+
+
 class _AugmentedState:
-    """Packing of [z, a, a_theta, a_t] into one flat vector, the state of the backward ODE."""
+    """The layout of [z, a, a_theta, a_t] in one flat vector, the state of the backward ODE.
+
+    Slicing and the ``reshape``/``ravel`` methods run as plain array operations on the
+    first-order backward pass (its innermost loop) and route to differentiable primitives when
+    autograd traces the state (for higher derivatives), as the stepping engine's operators do.
+    """
 
     def __init__(self, state_shape, n_params, with_time):
         self.state_shape = state_shape
@@ -92,83 +134,86 @@ class _AugmentedState:
         self.n_params = n_params
         self.with_time = with_time
 
-    def pack(self, z, a, a_theta, a_t):
-        xp = backend.xp
+    def pack(self, z, a, a_theta, a_t=None):
+        """The flat vector; ``a_t`` (a 0-d array) only when time gradients are wanted."""
         parts = [z.ravel(), a.ravel(), a_theta]
         if self.with_time:
-            parts.append(xp.reshape(a_t, (1,)).astype(z.dtype))
-        return xp.concatenate(parts)
+            parts.append(_cast(a_t, z.dtype).reshape(1))
+        return ops.concatenate(parts)
 
-    def unpack(self, state):
+    def z_and_a(self, state):
+        """z and a, in the shape of the ODE's state."""
+        n = self.n
+        return state[:n].reshape(self.state_shape), state[n:2 * n].reshape(self.state_shape)
+
+    def adjoints(self, state):
+        """a, a_theta and a_t (None without time gradients)."""
         n, p = self.n, self.n_params
-        z = state[:n].reshape(self.state_shape)
-        a = state[n:2 * n].reshape(self.state_shape)
-        a_theta = state[2 * n:2 * n + p]
         a_t = state[2 * n + p] if self.with_time else None
-        return z, a, a_theta, a_t
-
-    def seminorm_ratio(self, error, y0, y1, rtol, atol):
-        """The error ratio over z and a only (the "seminorm")."""
-        n2 = 2 * self.n
-        # The RMS of the error with its a_theta and a_t parts set to zero: the mean still divides
-        # by every entry, so the seminorm never exceeds the full norm (an RMS over z and a alone
-        # could, and then took more backward steps than the full norm).
-        return rms_error_ratio(error[:n2], y0[:n2], y1[:n2], rtol, atol) * (
-            n2 / error.shape[0]) ** 0.5
+        return state[n:2 * n].reshape(self.state_shape), state[2 * n:2 * n + p], a_t
 
 
-def _augmented_dynamics(problem, theta, layout):
+def _augmented_dynamics(problem, layout):
     """d/dt [z, a, a_theta, a_t] = [f, -a^T df/dz, -a^T df/dtheta, -a^T df/dt] (Alg. 1).
 
-    f is differentiated with respect to ONE flat vector [z, theta, t] (t only when its gradient
-    is wanted), so the single VJP returns [a^T df/dz, a^T df/dtheta, a^T df/dt] already laid out
-    as the a, a_theta and a_t parts of the augmented state.
+    One vector-Jacobian product of f with respect to (z, theta, t) (t only when its gradient
+    is wanted), applied to -a, gives the last three pieces by name. The result is a vector
+    field ``(state, t, theta) -> d state/dt`` that `odeint_adjoint` can solve and differentiate.
     """
-    xp = backend.xp
-    n, p = layout.n, layout.n_params
+    def f(z, theta, t):
+        return problem.func(z, t, problem.unflatten(theta))
+    vjp_and_value = make_vjp(f, (0, 1, 2) if layout.with_time else (0, 1))
 
-    def func_of_flat(inputs, t):
-        z = reshape(getitem(inputs, slice(0, n)), layout.state_shape)
-        t_array = getitem(inputs, n + p) if layout.with_time else t
-        return problem.func(z, t_array, problem.unflatten(getitem(inputs, slice(n, n + p))))
+    def dynamics(state, t, theta):
+        z, a = layout.z_and_a(state)
+        vjp, dz_dt = vjp_and_value(z, theta, t)
+        return layout.pack(dz_dt, *vjp(-a))
+    return dynamics
 
-    def rhs(state, t):
-        z, a, _, _ = layout.unpack(state)
-        t_array = time_as_array(t, z.dtype)
-        inputs = [z.ravel(), theta] + ([xp.reshape(t_array, (1,))] if layout.with_time else [])
-        f_vjp, f_value = make_vjp(func_of_flat)(xp.concatenate(inputs), t_array)
-        return xp.concatenate([f_value.ravel(), -f_vjp(a)])
-    return rhs
+
+def _augmented_problem(problem, layout):
+    """The backward ODE of ``problem`` as a problem of its own, solved by `odeint_adjoint`.
+
+    Its forward solve is ``problem``'s backward solve; its own backward solve (for second
+    derivatives) uses the same options. Its parameters are ``problem``'s flat theta.
+    """
+    error_ratio = seminorm_error_ratio(2 * layout.n) if problem.seminorm else rms_error_ratio
+    counts = problem.stats.backward  # every adjoint solve, at any order, counts as backward
+    return AdjointProblem(_augmented_dynamics(problem, layout), _identity, problem.backward,
+                          problem.backward, problem.seminorm, SolverStats(counts, counts),
+                          error_ratio, StepSizeCarry())
+
+
+def _identity(theta):
+    return theta
 
 
 def _backward_solve(problem, ys, t, theta, grad_ys, want_time_grads):
     """Algorithm 1 over every interval [t_{i-1}, t_i], from the last output time to t_0."""
     xp = backend.xp
-    params = problem.unflatten(theta)
     layout = _AugmentedState(ys.shape[1:], int(theta.shape[0]), want_time_grads)
-    aug_rhs = _augmented_dynamics(problem, theta, layout)
-    error_ratio = layout.seminorm_ratio if problem.seminorm else rms_error_ratio
-    f = vector_field(problem.func, params)
-    times = host_times(t)
-    n_times = len(times)
-
-    grad_t = xp.zeros(n_times, dtype=ys.dtype) if want_time_grads else None
-    a = xp.zeros_like(ys[0])
+    augmented = _augmented_problem(problem, layout)
+    f = vector_field(problem.func, problem.unflatten(theta))
+    a = xp.zeros(ys.shape[1:], dtype=ys.dtype)
     a_theta = xp.zeros(layout.n_params, dtype=ys.dtype)
     a_t = xp.zeros((), dtype=ys.dtype)
-    step = None
-    for i in range(n_times - 1, 0, -1):
-        a = a + grad_ys[i]  # the jump: the loss looks at z(t_i) directly
+    time_grads = []
+    for i in range(ys.shape[0] - 1, 0, -1):
+        z_i, t_i, grad_z_i = ops.getitem(ys, i), ops.getitem(t, i), ops.getitem(grad_ys, i)
+        a = a + grad_z_i  # the jump: the loss looks at z(t_i) directly
         if want_time_grads:
             problem.stats.backward.nfe += 1
-            grad_t[i] = xp.vdot(grad_ys[i].ravel(), f(ys[i], times[i]).ravel())
-            a_t = a_t - grad_t[i]
-        state = layout.pack(ys[i], a, a_theta, a_t)  # z reset to the stored forward value
-        outputs, step = integrate(aug_rhs, state, [times[i], times[i - 1]], problem.backward,
-                                  problem.stats.backward, first_step=step,
-                                  error_ratio=error_ratio)
-        _, a, a_theta, a_t = layout.unpack(outputs[-1])
-    if want_time_grads:
-        grad_t[0] = a_t
-        grad_t = grad_t.astype(t.dtype)  # a float32 state still has float64 times
-    return a + grad_ys[0], grad_t, a_theta.astype(theta.dtype)
+            time_grads.append(ops.sum(grad_z_i * f(z_i, t_i)))
+            a_t = a_t - time_grads[-1]
+        state = layout.pack(z_i, a, a_theta, a_t)  # z reset to the stored forward value
+        interval = ops.stack([t_i, ops.getitem(t, i - 1)])
+        solution = odeint_adjoint(state, interval, theta, augmented)
+        a, a_theta, a_t = layout.adjoints(ops.getitem(solution, 1))
+    grad_t = None
+    if want_time_grads:  # a float32 state still has float64 times
+        grad_t = _cast(ops.stack([a_t] + time_grads[::-1]), t.dtype)
+    return a + ops.getitem(grad_ys, 0), grad_t, _cast(a_theta, theta.dtype)
+
+
+def _cast(x, dtype):
+    return x if x.dtype == dtype else ops.astype(x, dtype)

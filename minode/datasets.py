@@ -14,6 +14,10 @@ Sec. 5.1, Fig. 8): noisy 2-D trajectories, half of them turning clockwise, half 
 Here each spiral solves a random linear ODE, so the data really come from an ODE.
 `make_archimedean_spirals` builds the paper's own setup: windows of one Archimedean spiral and of
 its mirror image, each starting at a different point.
+
+`make_two_circles` and `make_two_moons` draw the 2-D toy data of the paper's Figure 5 (sec. 4.1,
+maximum likelihood), and `two_circles_log_density` / `two_moons_log_density` give the exact
+density they are drawn from: the floor of any model's negative log-likelihood.
 """
 import dataclasses
 import gzip
@@ -27,12 +31,15 @@ import urllib.request
 import numpy
 from tqdm import tqdm
 
+from minode import backend, ops
 from minode.checks import check_nonnegative, check_positive, check_positive_int
 from minode.files import atomic_file
+from minode.odeint import odeint
 
 __all__ = ["read_idx", "write_idx", "load_mnist", "BUNDLED_MNIST_DIR", "MNIST_MIRRORS",
-           "MNIST_FULL_FILES", "Spirals", "make_spirals", "ArchimedeanSpirals",
-           "make_archimedean_spirals"]
+           "MNIST_FULL_FILES", "Spirals", "make_spirals", "make_two_circles",
+           "two_circles_log_density", "make_two_moons", "two_moons_log_density",
+           "ArchimedeanSpirals", "make_archimedean_spirals"]
 
 BUNDLED_MNIST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mnist-10k")
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "minode", "mnist")
@@ -341,8 +348,6 @@ def make_spirals(rng, n_spirals=1000, n_points=200, t_max=6.29 * 5, noise_std=0.
     Returns:
         A `Spirals` of NumPy arrays: float64, and bool for ``clockwise``.
     """
-    from minode import backend, odeint, ops  # odeint lives in a layer above the data helpers
-
     if n_spirals < 1 or n_points < 2:
         raise ValueError(f"need n_spirals >= 1 and n_points >= 2, got {n_spirals} and {n_points}")
     if not (t_max > 0 and noise_std >= 0 and init_std > 0):
@@ -377,6 +382,92 @@ def make_spirals(rng, n_spirals=1000, n_points=200, t_max=6.29 * 5, noise_std=0.
     observations = trajectories + noise_std * rng.standard_normal(trajectories.shape)
     return Spirals(times=times, trajectories=trajectories, observations=observations,
                    clockwise=clockwise, matrices=matrices)
+
+
+# ----------------------------------------------------------------------------------------------
+# Two Circles and Two Moons (continuous normalizing flow tutorial)
+# ----------------------------------------------------------------------------------------------
+#
+# Both are mixtures of two curves, each point a uniform draw along one of them plus isotropic
+# Gaussian noise; the densities integrate that noise over the curve by the midpoint rule.
+
+_CURVE_POINTS = 500       # quadrature points per curve: spacing <= 2 pi / 500 = 0.013, noise / 4
+_DENSITY_CHUNK = 4096     # rows of x per block of the (rows, curve points) kernel matrix
+_MOONS_CENTRE = numpy.array([0.5, 0.25])
+
+
+def _circle_points(angles, radius):
+    return radius * numpy.stack([numpy.cos(angles), numpy.sin(angles)], axis=-1)
+
+
+def _moon_points(angles):
+    """The upper moon (cos a, sin a) and the lower one (1 - cos a, 1/2 - sin a), centred."""
+    upper = numpy.stack([numpy.cos(angles), numpy.sin(angles)], axis=-1)
+    lower = numpy.stack([1 - numpy.cos(angles), 0.5 - numpy.sin(angles)], axis=-1)
+    return upper - _MOONS_CENTRE, lower - _MOONS_CENTRE
+
+
+def _draw_from_curves(rng, n, noise, curve_points):
+    """n noisy points, in random order: ``curve_points(rng)`` draws n uniform angles and returns
+    both curves' points at them; n // 2 points come from the first curve, the rest from the
+    second."""
+    check_positive_int("n", n)
+    check_positive("noise", noise)
+    first, second = curve_points(rng)
+    on_curves = numpy.concatenate([first[:n // 2], second[n // 2:]])
+    points = on_curves + noise * rng.standard_normal(on_curves.shape)
+    return points[rng.permutation(n)]
+
+
+def make_two_circles(rng, n, noise=0.06, factor=0.5):
+    """n points (n, 2) of Two Circles: half on the unit circle, half on the circle of radius
+    ``factor``, each at a uniform angle, plus N(0, noise^2 I). ``rng``: a Generator or a seed."""
+    rng = numpy.random.default_rng(rng)
+
+    def curves(rng):
+        angles = rng.uniform(0, 2 * numpy.pi, n)
+        return _circle_points(angles, 1.0), _circle_points(angles, factor)
+    return _draw_from_curves(rng, n, noise, curves)
+
+
+def make_two_moons(rng, n, noise=0.1):
+    """n points (n, 2) of Two Moons: half on the upper moon, half on the lower, each at a
+    uniform angle in [0, pi], centred by -(1/2, 1/4), plus N(0, noise^2 I)."""
+    rng = numpy.random.default_rng(rng)
+    return _draw_from_curves(rng, n, noise, lambda rng: _moon_points(rng.uniform(0, numpy.pi, n)))
+
+
+def _curves_log_density(x, curves, noise):
+    """log of the equal-weight mixture over ``curves`` of N(x; c, noise^2 I) averaged over the
+    points c of each curve (a uniform distribution along it), for every row of x (m, 2)."""
+    x = numpy.asarray(x, dtype=float)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"x must be an array of 2-D points, shape (m, 2), got {x.shape}")
+    centres = numpy.concatenate(curves)                       # equal weights for all points
+    log_norm = -numpy.log(2 * numpy.pi * noise ** 2) - numpy.log(len(centres))
+    blocks = []
+    for start in range(0, len(x), _DENSITY_CHUNK):
+        block = x[start:start + _DENSITY_CHUNK]
+        squared = ((block[:, None, :] - centres[None]) ** 2).sum(-1) / (2 * noise ** 2)
+        shift = squared.min(axis=1, keepdims=True)
+        blocks.append(numpy.log(numpy.exp(shift - squared).sum(axis=1)) - shift[:, 0])
+    return numpy.concatenate(blocks) + log_norm
+
+
+def _midpoints(low, high):
+    return low + (high - low) * (numpy.arange(_CURVE_POINTS) + 0.5) / _CURVE_POINTS
+
+
+def two_circles_log_density(x, noise=0.06, factor=0.5):
+    """log p(x) (m,) of the distribution `make_two_circles` draws from, for x of shape (m, 2)."""
+    angles = _midpoints(0, 2 * numpy.pi)
+    return _curves_log_density(x, [_circle_points(angles, 1.0), _circle_points(angles, factor)],
+                               noise)
+
+
+def two_moons_log_density(x, noise=0.1):
+    """log p(x) (m,) of the distribution `make_two_moons` draws from, for x of shape (m, 2)."""
+    return _curves_log_density(x, list(_moon_points(_midpoints(0, numpy.pi))), noise)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,11 +1,16 @@
 """Gradient checking: autograd's gradients against central finite differences, and the three ways
 minode can differentiate an ODE solve side by side.
 
-    numerical_grad(fun, x)       dfun/dx by central differences, for any pytree x
-    check_grads(fun, *args)      raise AssertionError when autograd disagrees with numerical_grad
-    compare_gradients(...)       the adjoint (Chen et al. 2018, Algorithm 1), backprop through the
-                                 solver ("RK-Net") and finite differences for one odeint problem,
-                                 with their relative differences and a Markdown table
+    numerical_grad(fun, x)            dfun/dx by central differences, for any pytree x
+    check_grads(fun, *args, order=1)  raise AssertionError when autograd disagrees with central
+                                      differences of the derivative one order lower
+    hessian_vector_product(fun, args, vectors)
+                                      d/dargs <grad fun(args), vectors>: second derivatives
+                                      without forming the Hessian
+    compare_gradients(...)            the adjoint (Chen et al. 2018, Algorithm 1), backprop
+                                      through the solver ("RK-Net") and finite differences for
+                                      one odeint problem, with their relative differences and a
+                                      Markdown table
 
 Central differences, (fun(x + h e_i) - fun(x - h e_i)) / (2 h), have truncation error O(h^2) and
 rounding error O(machine epsilon * |fun| / h); with h = 1e-6 in float64 both are around 1e-10
@@ -14,15 +19,17 @@ relative, which is why the checks here are meant for float64. They cost two eval
 """
 from dataclasses import dataclass, field
 
+import numpy
 from autograd import grad
 
-from minode import backend
+from minode import backend, ops
+from minode.checks import check_positive_int
 from minode.odeint import odeint
 from minode.stats import SolverStats
-from minode.tree import flatten, tree_paths
+from minode.tree import flatten, tree_map, tree_paths
 
-__all__ = ["numerical_grad", "check_grads", "relative_error", "compare_gradients",
-           "GradientComparison"]
+__all__ = ["numerical_grad", "check_grads", "hessian_vector_product", "relative_error",
+           "compare_gradients", "GradientComparison"]
 
 
 def numerical_grad(fun, x, eps=1e-6):
@@ -47,18 +54,63 @@ def numerical_grad(fun, x, eps=1e-6):
     return unflatten(derivative)
 
 
-def check_grads(fun, *args, rtol=1e-5, atol=1e-8, eps=1e-6):
-    """Check autograd's gradient of ``fun(*args)`` w.r.t. every argument by central differences.
+def check_grads(fun, *args, order=1, rtol=1e-5, atol=1e-8, eps=1e-6):
+    """Check autograd's derivatives of ``fun(*args)`` up to ``order`` by central differences.
 
-    Each argument is an array or a pytree of arrays. An entry passes when
-    |autograd - numerical| <= atol + rtol * |numerical| (NumPy's ``allclose`` rule). On failure,
-    raises ``AssertionError`` naming the worst entry (the one furthest outside that tolerance:
-    argument and index), both values and the relative error |autograd - numerical| / |numerical|;
-    returns None when every entry passes.
+    Each argument is an array or a pytree of arrays. Order 1 compares the gradient with central
+    differences of ``fun``. Order k > 1 compares the gradient of ``g_(k-1)`` with central
+    differences of ``g_(k-1)``, where ``g_1 = fun`` and ``g_k(*args) = <grad g_(k-1)(*args),
+    v_k>`` for a fixed random direction ``v_k`` (seeded by k): at order 2 this is the
+    Hessian-vector product against central differences of the gradient, and each order is
+    checked against the one below it, as ``autograd.test_util.check_grads`` does. Every order
+    uses the same tolerances: an entry passes when |autograd - numerical| <= atol + rtol *
+    |numerical| (NumPy's ``allclose`` rule). On failure, raises ``AssertionError`` naming the
+    order and the worst entry (the one furthest outside that tolerance: argument and index),
+    both values and the relative error |autograd - numerical| / |numerical|; returns None when
+    every entry passes.
     """
     if not args:
         raise ValueError("check_grads needs at least one argument to differentiate")
+    check_positive_int("order", order)
     _scalar(fun(*args))  # a clear error for a non-scalar fun, before autograd's own
+    for level in range(1, order + 1):
+        _check_first_order(fun, args, rtol, atol, eps, level)
+        if level < order:
+            fun = _gradient_along(fun, _random_directions(args, seed=level))
+
+
+def hessian_vector_product(fun, args, vectors):
+    """The Hessian of the scalar ``fun(*args)`` times ``vectors``, without forming the Hessian.
+
+    ``args`` and ``vectors`` are sequences of arrays or pytrees of the same structures. Returns
+    a tuple with one entry per argument: d/dargs <grad fun(*args), vectors>, by two reverse
+    passes of autograd. Through `minode.odeint` this works with ``grad="adjoint"`` (the
+    adjoint of the adjoint solve) and ``grad="backprop"``.
+    """
+    args = tuple(args)
+    return grad(_gradient_along(fun, tuple(vectors)), tuple(range(len(args))))(*args)
+
+
+def _gradient_along(fun, directions):
+    """``(*args) -> <grad fun(*args), directions>``: a scalar that autograd can differentiate."""
+    argnums = tuple(range(len(directions)))
+
+    def directional_derivative(*args):
+        gradients = grad(fun, argnums)(*args)
+        return ops.sum(ops.multiply(flatten(tuple(gradients))[0], flatten(directions)[0]))
+    return directional_derivative
+
+
+def _random_directions(args, seed):
+    """Standard normal arrays with the structure, shapes and dtypes of ``args``."""
+    rng = numpy.random.default_rng(seed)
+    return tree_map(lambda leaf: backend.asarray(
+        rng.standard_normal(leaf.shape).astype(leaf.dtype)), tuple(args))
+
+
+def _check_first_order(fun, args, rtol, atol, eps, level):
+    """Raise ``AssertionError`` unless autograd's gradient of ``fun`` matches central
+    differences; ``level`` is the order of ``fun``'s derivative this checks."""
     analytic = grad(fun, tuple(range(len(args))))(*args)
     numerical = numerical_grad(lambda packed: fun(*packed), tuple(args), eps)
     names = _entry_names(tuple(args), [f"argument {i}" for i in range(len(args))])
@@ -70,8 +122,9 @@ def check_grads(fun, *args, rtol=1e-5, atol=1e-8, eps=1e-6):
         return
     worst = int((difference / allowed).argmax())  # the entry furthest outside its tolerance
     a, n = float(analytic_flat[worst]), float(numerical_flat[worst])
+    what = "gradient check" if level == 1 else f"order-{level} derivative check"
     raise AssertionError(
-        f"gradient check failed at {names[worst]}: autograd gives {a:.10g}, central "
+        f"{what} failed at {names[worst]}: autograd gives {a:.10g}, central "
         f"differences give {n:.10g} (|difference| {abs(a - n):.3g}, relative error "
         f"{abs(a - n) / max(abs(n), 1e-300):.3g}; allowed atol={atol:g} + rtol={rtol:g} "
         f"* |numerical|); {int((difference > allowed).sum())} of {len(names)} entries fail")

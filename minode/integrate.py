@@ -106,47 +106,51 @@ def _integrate_adaptive(rhs, y0, grid, options, counts, first_step, error_ratio)
     t, y = grid[0], y0
     f = rhs(y, t)
     _check_finite(f, t, 0, "func returned a non-finite derivative at the initial state")
-    if first_step is None:
-        h = initial_step_size(rhs, getval(y), getval(f), getval(t), tableau.error_order,
-                              rtol, atol, error_ratio)
-    else:
-        h = first_step
-    outputs, next_output, t_end = [], 1, grid[-1]
+    proposal = first_step  # the step size the controller asks for next, a float
+    if proposal is None:
+        proposal = initial_step_size(rhs, getval(y), getval(f), getval(t), tableau.error_order,
+                                     rtol, atol, error_ratio)
+    outputs, t_end = [], grid[-1]
     attempts, last_trial_finite = 0, True
-    while next_output < len(grid):
-        if attempts >= options.max_steps:
-            raise SolverError(f"max_steps={options.max_steps} exceeded at "
-                              f"t={float(getval(t)):.6g} after {counts.nfe} function "
-                              f"evaluations; raise max_steps or loosen rtol/atol")
+    while len(outputs) < len(grid) - 1:
+        _check_attempts(attempts, options.max_steps, t, counts)
         attempts += 1
-        wanted = h
-        clipped = float(getval(t)) + h >= float(getval(t_end))
-        # The last step ends exactly at t_end; written as t_end - t it stays differentiable
-        # in the end times, so backprop gets dy/dt_0 and dy/dt_N (the other steps are fixed).
-        h_step = t_end - t if clipped else h
-        h = float(getval(h_step))
-        _check_step_size(h, t, options.min_step, counts, last_trial_finite)
-        y_next, error, stages = rk_step(rhs, tableau, y, t, h_step, f)
+        clipped = float(getval(t)) + proposal >= float(getval(t_end))
+        # h is the step taken. The last step ends exactly at t_end; written as t_end - t it
+        # stays differentiable in the end times, so backprop gets dy/dt_0 and dy/dt_N (the
+        # other steps are constants).
+        h = t_end - t if clipped else proposal
+        h_value = float(getval(h))
+        _check_step_size(h_value, t, options.min_step, counts, last_trial_finite)
+        y_next, error, stages = rk_step(rhs, tableau, y, t, h, f)
         ratio = error_ratio(getval(error), getval(y), getval(y_next), rtol, atol)
         last_trial_finite = math.isfinite(ratio)
         if not last_trial_finite:
             counts.rejected += 1
-            h *= 0.2  # a non-finite trial step: shrink hard and try again
+            proposal = 0.2 * h_value  # a non-finite trial step: shrink hard and try again
             continue
         factor = step_size_factor(ratio, tableau.error_order)
         if ratio > 1.0:
             counts.rejected += 1
-            h *= factor
+            proposal = h_value * factor
             continue
         counts.steps += 1
         t_next = t_end if clipped else t + h
-        while next_output < len(grid) and getval(grid[next_output]) <= getval(t_next):
-            outputs.append(_output_at(grid[next_output], t, t_next, h_step, y, y_next, stages,
-                                      tableau))
-            next_output += 1
+        outputs += _outputs_in_step(grid[len(outputs) + 1:], t, t_next, h, y, y_next, stages,
+                                    tableau)
         t, y, f = t_next, y_next, stages[-1]
-        h = max(h * factor, wanted) if clipped else h * factor
-    return outputs, h
+        # A step clipped to end at t_end is shorter than the controller asked for by choice,
+        # not because the error was large, so the proposal handed on (``next_step``, where the
+        # adjoint's next interval starts) does not shrink below the one before clipping.
+        proposal = max(h_value * factor, proposal) if clipped else h_value * factor
+    return outputs, proposal
+
+
+def _check_attempts(attempts, max_steps, t, counts):
+    if attempts >= max_steps:
+        raise SolverError(f"max_steps={max_steps} exceeded at t={float(getval(t)):.6g} after "
+                          f"{counts.nfe} function evaluations; raise max_steps or loosen "
+                          f"rtol/atol")
 
 
 def _check_step_size(h, t, min_step, counts, last_trial_finite):
@@ -162,8 +166,13 @@ def _check_step_size(h, t, min_step, counts, last_trial_finite):
                       f"here; loosen rtol/atol or use a smaller min_step")
 
 
-def _output_at(t_out, t, t_next, h, y, y_next, stages, tableau):
-    if getval(t_out) == getval(t_next):
-        return y_next
-    return interpolate(tableau, y, y_next, h, stages, (t_out - t) / h)
+def _outputs_in_step(times, t, t_next, h, y, y_next, stages, tableau):
+    """y at the leading ``times`` that the accepted step from t to t_next reaches."""
+    outputs = []
+    for t_out in times:
+        if getval(t_out) > getval(t_next):
+            break
+        outputs.append(y_next if getval(t_out) == getval(t_next)
+                       else interpolate(tableau, y, h, stages, (t_out - t) / h))
+    return outputs
 

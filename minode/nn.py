@@ -131,12 +131,18 @@ def group_norm(params, x, groups, eps=1e-5):
 
 # ----------------------------------------------------------------------------- The paper's conv ODE
 
-def init_conv_ode_func(rng, channels, dtype="float64"):
-    """Parameters of `conv_ode_func`: three group norms and two 3x3 `concat_conv2d`."""
+def init_conv_ode_func(rng, channels, dtype="float64", time_channel=True):
+    """Parameters of `conv_ode_func`: three group norms and two 3x3 convolutions.
+
+    With ``time_channel`` (the ODE-Net's f(h, t)) the convolutions are `concat_conv2d`s, which
+    see t as an extra input channel; without it they are plain `conv2d`s, the residual branch
+    f(h) of a ResNet block h <- h + f(h) (the paper's ResNet baseline in Table 1).
+    """
+    init_conv = init_concat_conv2d if time_channel else init_conv2d
     return {"norm1": init_group_norm(rng, channels, dtype),
-            "conv1": init_concat_conv2d(rng, channels, channels, 3, dtype),
+            "conv1": init_conv(rng, channels, channels, 3, dtype),
             "norm2": init_group_norm(rng, channels, dtype),
-            "conv2": init_concat_conv2d(rng, channels, channels, 3, dtype),
+            "conv2": init_conv(rng, channels, channels, 3, dtype),
             "norm3": init_group_norm(rng, channels, dtype)}
 
 
@@ -145,13 +151,21 @@ def conv_ode_func(y, t, params, groups=None):
 
     GroupNorm -> ReLU -> ConcatConv3x3 -> GroupNorm -> ReLU -> ConcatConv3x3 -> GroupNorm, all
     with padding 1 so the state keeps its (N, C, H, W) shape (torchdiffeq's ``ODEfunc`` in
-    ``examples/odenet_mnist.py``). ``groups`` defaults to min(32, C), as there.
+    ``examples/odenet_mnist.py``). ``groups`` defaults to min(32, C), as there. Parameters from
+    ``init_conv_ode_func(..., time_channel=False)`` give the same block without the time channel
+    (``t`` is then ignored and may be None).
     """
     groups = min(32, y.shape[1]) if groups is None else groups
     out = ops.relu(group_norm(params["norm1"], y, groups))
-    out = ops.relu(group_norm(params["norm2"], concat_conv2d(params["conv1"], t, out, 1, 1),
-                              groups))
-    return group_norm(params["norm3"], concat_conv2d(params["conv2"], t, out, 1, 1), groups)
+    out = ops.relu(group_norm(params["norm2"], _conv3x3(params["conv1"], t, out), groups))
+    return group_norm(params["norm3"], _conv3x3(params["conv2"], t, out), groups)
+
+
+def _conv3x3(params, t, x):
+    """`concat_conv2d` when the weights have one input channel more than ``x``, else `conv2d`."""
+    if params["w"].shape[1] == x.shape[1] + 1:
+        return concat_conv2d(params, t, x, 1, 1)
+    return conv2d(params, x, 1, 1)
 
 
 # ----------------------------------------------------------------------------- GRU

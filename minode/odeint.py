@@ -87,24 +87,19 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
     t = _check_times(t)
     check_choice("grad", grad, GRAD_MODES)
     stats = _check_stats(stats)
+    check_positive_int("max_steps", max_steps)
+    check_nonnegative("min_step", min_step)
+    if first_step is not None:
+        check_positive("first_step", first_step)
+    scipy_method = _scipy_method(method)
+    if scipy_method is not None:
+        return _odeint_scipy(func, y0, t, params, scipy_method, rtol, atol, stats)
     forward = _solve_options(method, rtol, atol, step_size, max_steps, min_step, first_step,
                              "")
-    if isinstance(forward, str):
-        return _odeint_scipy(func, y0, t, params, forward, rtol, atol, stats)
     if grad == "backprop":
         return _odeint_backprop(func, y0, t, params, forward, stats)
-    backward_method = method if adjoint_method is None else adjoint_method
-    backward_step = step_size if adjoint_step_size is None else adjoint_step_size
-    if adjoint_step_size is None and getattr(TABLEAUX.get(backward_method), "adaptive", False):
-        backward_step = None  # an adaptive backward solve chooses its own steps
-    backward = _solve_options(
-        backward_method,
-        rtol if adjoint_rtol is None else adjoint_rtol,
-        atol if adjoint_atol is None else adjoint_atol,
-        backward_step, max_steps, min_step, first_step, "adjoint_")
-    if isinstance(backward, str):
-        raise ValueError(f"adjoint_method must be a minode tableau, got {backward!r}: "
-                         "scipy methods cannot run the backward solve")
+    backward = _adjoint_options(forward, adjoint_method, adjoint_rtol, adjoint_atol,
+                                adjoint_step_size)
     theta, unflatten = flatten(params)
     problem = AdjointProblem(func, unflatten, forward, backward, bool(seminorm), stats)
     return odeint_adjoint(y0, t, theta, problem)
@@ -117,7 +112,19 @@ def _odeint_backprop(func, y0, t, params, options, stats):
     return stack([y0] + outputs)
 
 
+def _scipy_method(method):
+    """The SciPy method's name for ``method="scipy:NAME"``; None for anything else."""
+    if not (isinstance(method, str) and method.startswith("scipy:")):
+        return None
+    scipy_method = method[len("scipy:"):]
+    check_choice("method", scipy_method, SCIPY_METHODS, prefix="scipy:")
+    return scipy_method
+
+
 def _odeint_scipy(func, y0, t, params, scipy_method, rtol, atol, stats):
+    """Solve with SciPy's ``solve_ivp``: a forward-only reference (`minode.scipy_bridge`)."""
+    check_positive("rtol", rtol)
+    check_positive("atol", atol)
     if any(isbox(x) for x in [y0, t] + (tree_leaves(params) if params is not None else [])):
         raise ValueError(f"method 'scipy:{scipy_method}' is forward-only and cannot be "
                          "differentiated; use a minode tableau such as 'dopri5'")
@@ -126,19 +133,12 @@ def _odeint_scipy(func, y0, t, params, scipy_method, rtol, atol, stats):
 
 
 def _solve_options(method, rtol, atol, step_size, max_steps, min_step, first_step, prefix):
-    """Check the solver arguments; returns `SolveOptions`, or the SciPy method's name."""
+    """Check the arguments of a solve with a minode tableau and return its `SolveOptions`.
+
+    ``prefix`` is "adjoint_" for the backward solve, so that errors name the argument.
+    """
     if not isinstance(method, str):
         raise ValueError(f"{prefix}method must be a string, got {method!r}")
-    check_positive_int("max_steps", max_steps)
-    check_nonnegative("min_step", min_step)
-    if first_step is not None:
-        check_positive("first_step", first_step)
-    if method.startswith("scipy:"):
-        scipy_method = method[len("scipy:"):]
-        check_choice(f"{prefix}method", scipy_method, SCIPY_METHODS, prefix="scipy:")
-        check_positive(f"{prefix}rtol", rtol)
-        check_positive(f"{prefix}atol", atol)
-        return scipy_method
     check_choice(f"{prefix}method", method, tuple(TABLEAUX))
     tableau = TABLEAUX[method]
     if tableau.adaptive:
@@ -155,6 +155,25 @@ def _solve_options(method, rtol, atol, step_size, max_steps, min_step, first_ste
     return SolveOptions(tableau, float(rtol), float(atol),
                         None if step_size is None else float(step_size), max_steps, min_step,
                         None if first_step is None else float(first_step))
+
+
+def _adjoint_options(forward, method, rtol, atol, step_size):
+    """The options of the adjoint's backward solve (Algorithm 1), from `odeint`'s adjoint_*.
+
+    Each one left as None is the forward solve's, except the step size of an adaptive backward
+    method, which chooses its own steps.
+    """
+    if method is None:
+        method = forward.tableau.name
+    if isinstance(method, str) and method.startswith("scipy:"):
+        raise ValueError(f"adjoint_method must be a minode tableau, got {method!r}: scipy "
+                         "methods cannot run the backward solve")
+    adaptive = isinstance(method, str) and method in TABLEAUX and TABLEAUX[method].adaptive
+    if step_size is None and not adaptive:
+        step_size = forward.step_size
+    return _solve_options(method, forward.rtol if rtol is None else rtol,
+                          forward.atol if atol is None else atol, step_size,
+                          forward.max_steps, forward.min_step, forward.first_step, "adjoint_")
 
 
 def _check_callable(func):

@@ -93,10 +93,10 @@ def save_gif(fig, path, draw, frames, fps=6):
 
 
 def _render(fig, draw, item):
-    """``fig`` after ``draw(item)`` as an RGB pillow image."""
+    """``fig`` after ``draw(item)`` as an RGB pillow image (raw pixels, no PNG round trip)."""
     draw(item)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=fig.dpi)
-    buffer.seek(0)
-    with Image.open(buffer) as image:
-        return image.convert("RGB")
+    fig.savefig(buffer, format="rgba", dpi=fig.dpi)
+    width, height = (int(size) for size in fig.bbox.size)  # Agg's canvas truncates likewise
+    return Image.frombuffer("RGBA", (width, height), buffer.getbuffer(), "raw", "RGBA", 0,
+                            1).convert("RGB")

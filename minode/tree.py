@@ -130,8 +130,7 @@ def flatten(tree):
                              f"got {flat_vector.shape}")
         pieces, start = [], 0
         for shape, size, dtype in zip(shapes, sizes, dtypes):
-            # ops.getitem, not [...]: autograd's own slicing VJP scatters with the slow add.at
-            piece = ops.reshape(ops.getitem(flat_vector, slice(start, start + size)), shape)
+            piece = ops.window(flat_vector, start, shape)  # one primitive: a slice, reshaped
             pieces.append(piece if piece.dtype == dtype else ops.astype(piece, dtype))
             start += size
         return None if tree is None else _unflattened(skeleton, iter(pieces))

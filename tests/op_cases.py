@@ -3,6 +3,8 @@
 Each `OpCase` pairs a minode function with an independent ``autograd.numpy`` reference (its
 gradient comes from autograd's own VJPs) and float64 inputs. Gradients are those of the scalar
 ``sum(output * cotangent)`` for a fixed random cotangent, w.r.t. the inputs in ``argnums``.
+Second derivatives are those of the same scalar with the cotangent as one more argument, so
+that they differentiate each VJP with respect to the inputs and to the cotangent it is given.
 """
 from dataclasses import dataclass
 
@@ -12,6 +14,8 @@ from autograd import grad
 from autograd.scipy.special import logsumexp as anp_logsumexp
 
 from minode import backend, ops
+from minode.gradcheck import hessian_vector_product
+from minode.ops.linalg import _matmul
 
 _rng = numpy.random.default_rng(20180619)
 
@@ -138,6 +142,8 @@ CASES = [
     case("exp", ops.exp, anp.exp, normal(2, 3)),
     case("log", ops.log, anp.log, positive(2, 3)),
     case("tanh", ops.tanh, anp.tanh, normal(2, 3)),
+    case("sin", ops.sin, anp.sin, 3 * normal(2, 3)),
+    case("cos", ops.cos, anp.cos, 3 * normal(2, 3)),
     case("sigmoid", ops.sigmoid, lambda x: 1 / (1 + anp.exp(-x)), 3 * normal(2, 3)),
     case("relu", ops.relu, lambda x: anp.maximum(x, 0), away_from_zero(2, 3)),
     case("elu", ops.elu, lambda x: anp.where(x > 0, x, anp.exp(x) - 1), away_from_zero(2, 3)),
@@ -178,6 +184,8 @@ CASES = [
     case("getitem-repeated-int-array-axis1",
          lambda x: ops.getitem(x, (slice(None), device_index(1, 1, 0))),
          lambda x: x[:, numpy.array([1, 1, 0])], normal(2, 3)),
+    case("window", lambda x: ops.window(x, 3, (2, 3)), lambda x: anp.reshape(x[3:9], (2, 3)),
+         normal(10)),
     case("concatenate-axis0", lambda a, b: ops.concatenate([a, b]),
          lambda a, b: anp.concatenate([a, b]), normal(2, 3), normal(1, 3)),
     case("concatenate-axis-1", lambda a, b, c: ops.concatenate([a, b, c], axis=-1),
@@ -191,6 +199,14 @@ CASES = [
     case("matmul-1d-2d", ops.matmul, anp.matmul, normal(4), normal(4, 2)),
     case("matmul-2d-1d", ops.matmul, anp.matmul, normal(3, 4), normal(4)),
     case("matmul-1d-1d", ops.matmul, anp.matmul, normal(4), normal(4)),
+    # The primitive's transposed operands, which VJPs of VJPs use.
+    case("matmul-transpose-a", lambda a, b: _matmul(a, b, True, False),
+         lambda a, b: anp.matmul(anp.swapaxes(a, -1, -2), b), normal(2, 4, 3), normal(4, 2)),
+    case("matmul-transpose-b", lambda a, b: _matmul(a, b, False, True),
+         lambda a, b: anp.matmul(a, anp.swapaxes(b, -1, -2)), normal(3, 4), normal(5, 2, 4)),
+    case("matmul-transpose-both", lambda a, b: _matmul(a, b, True, True),
+         lambda a, b: anp.matmul(anp.swapaxes(a, -1, -2), anp.swapaxes(b, -1, -2)),
+         normal(1, 4, 3), normal(2, 2, 4)),
     # Convolution and pooling.
     case("conv2d-stride1-pad0", lambda x, w: ops.conv2d(x, w),
          lambda x, w: conv2d_reference(x, w, 1, 0), normal(2, 3, 5, 5), normal(4, 3, 3, 3)),
@@ -227,6 +243,8 @@ CASES = [
          normal(4, 5), numpy.array([0, 4, 4, 2])),
     case("mean_squared_error", ops.mean_squared_error,
          lambda p, t: anp.mean((p - t) ** 2), normal(3, 4), normal(3, 4)),
+    case("mean_absolute_error", ops.mean_absolute_error,
+         lambda p, t: anp.mean(anp.abs(p - t)), normal(3, 4), normal(3, 4)),
     case("gaussian_log_likelihood-broadcast-log_var", ops.gaussian_log_likelihood,
          gaussian_reference, normal(3, 4), normal(3, 4), normal(4)),
     case("gaussian_log_likelihood-number-log_var",
@@ -240,6 +258,11 @@ CASES = [
 def cotangent_for(shape):
     """A fixed random cotangent (the gradient of the output) for an output of ``shape``."""
     return numpy.random.default_rng(list(shape) + [7]).standard_normal(shape)
+
+
+def direction_for(shape):
+    """A fixed random direction for a Hessian-vector product, for an input of ``shape``."""
+    return numpy.random.default_rng(list(shape) + [11]).standard_normal(shape)
 
 
 def on_backend(x):
@@ -256,6 +279,36 @@ def loss_of(function, op, args, argnums, cotangent):
         output = function(*full)
         return op.sum(op.multiply(output, cotangent))
     return loss
+
+
+def loss_with_cotangent(function, op, args, argnums):
+    """`loss_of` with the cotangent as its last argument: ``(*differentiable_args, cotangent)``."""
+    def loss(*values):
+        return loss_of(function, op, args, argnums, values[-1])(*values[:-1])
+    return loss
+
+
+def second_order_inputs(c, args, output_shape, convert):
+    """The differentiable inputs of case ``c`` and its cotangent, and a direction for each."""
+    inputs = [args[i] for i in c.argnums] + [convert(cotangent_for(output_shape))]
+    return inputs, [convert(direction_for(x.shape)) for x in inputs]
+
+
+def minode_second_order(c):
+    """The Hessian-vector product of case ``c`` (w.r.t. its inputs and the cotangent) on the
+    active backend."""
+    args = [on_backend(x) for x in c.inputs]
+    inputs, directions = second_order_inputs(c, args, c.function(*args).shape, on_backend)
+    return hessian_vector_product(loss_with_cotangent(c.function, ops, args, c.argnums), inputs,
+                                  directions)
+
+
+def reference_second_order(c):
+    """The same Hessian-vector product of case ``c``'s autograd.numpy reference."""
+    inputs, directions = second_order_inputs(c, c.inputs, numpy.shape(c.reference(*c.inputs)),
+                                             lambda x: x)
+    return hessian_vector_product(loss_with_cotangent(c.reference, anp, c.inputs, c.argnums),
+                                  inputs, directions)
 
 
 def minode_result(c):
@@ -286,6 +339,15 @@ def result_on(backend_name, c):
     try:
         output, grads = minode_result(c)
         return host(output), [host(g) for g in grads]
+    finally:
+        backend.set_backend(previous)
+
+
+def second_order_on(backend_name, c):
+    """`minode_second_order` of case ``c`` computed on ``backend_name``, copied to NumPy."""
+    previous = backend.set_backend(backend_name)
+    try:
+        return [host(g) for g in minode_second_order(c)]
     finally:
         backend.set_backend(previous)
 

@@ -10,7 +10,7 @@ from minode import backend, nn, ops  # noqa: E402
 from minode.gradcheck import check_grads  # noqa: E402
 from minode.tree import tree_map  # noqa: E402
 from op_cases import (CASES, cotangent_for, host, loss_of, max_relative_difference,  # noqa: E402
-                      result_on)
+                      result_on, second_order_on)
 
 
 def _gpu_count():
@@ -38,6 +38,11 @@ def test_primitive_on_cupy_equals_numpy(c):
     expected_output, expected_grads = result_on("numpy", c)
     output, grads = result_on("cupy", c)
     assert max_relative_difference([output, *grads], [expected_output, *expected_grads]) < 1e-9
+
+
+@pytest.mark.parametrize("c", CASES, ids=str)
+def test_primitive_second_derivatives_on_cupy_equal_numpy(c):
+    assert max_relative_difference(second_order_on("cupy", c), second_order_on("numpy", c)) < 1e-9
 
 
 @pytest.mark.parametrize("c", CASES, ids=str)

@@ -1,12 +1,15 @@
-"""minode.gradcheck: central differences on pytrees, check_grads (including that it can fail) and
-the three-way comparison table."""
+"""minode.gradcheck: central differences on pytrees, check_grads at first and higher order
+(including that it can fail), Hessian-vector products and the three-way comparison table."""
 import numpy
 import pytest
+from autograd import test_util
 from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
 
 import minode
-from minode import ops
-from minode.gradcheck import check_grads, compare_gradients, numerical_grad, relative_error
+from minode import nn, ops
+from minode.gradcheck import (check_grads, compare_gradients, hessian_vector_product,
+                              numerical_grad, relative_error)
 
 
 def test_numerical_grad_of_a_quadratic_is_exact_to_rounding():
@@ -83,6 +86,53 @@ def test_check_grads_catches_a_wrong_vjp_inside_the_ode_in_both_gradient_modes()
             check_grads(lambda y0, p: ops.sum(minode.odeint(func, y0, t, p, grad=grad_mode,
                                                             rtol=1e-10, atol=1e-10) ** 2),
                         y0, params)
+
+
+@primitive
+def _cube_with_a_constant_vjp(x):
+    return x ** 3
+
+
+# The first derivative 3 x^2 is right, but computed from the untraced value of x: the VJP is not
+# differentiable, so the second derivative autograd finds is 0 instead of 6 x.
+defvjp(_cube_with_a_constant_vjp, lambda result, x: lambda grad_out: grad_out * 3 * getval(x) ** 2)
+
+
+@pytest.mark.filterwarnings("ignore:Output seems independent of input")  # the constant VJP's
+def test_check_grads_order_2_catches_a_vjp_that_is_right_but_not_differentiable():
+    x = numpy.array([0.5, -1.5, 2.0])
+    loss = lambda x: ops.sum(_cube_with_a_constant_vjp(x))  # noqa: E731
+    check_grads(loss, x, order=1)
+    with pytest.raises(AssertionError, match="order-2 derivative check failed at argument 0"):
+        check_grads(loss, x, order=2)
+
+
+def test_check_grads_to_third_order_of_a_tanh_mlp_in_params_and_input():
+    rng = numpy.random.default_rng(3)
+    params, x = nn.init_mlp(rng, [3, 4, 2]), rng.normal(size=(5, 3))
+    check_grads(lambda p, x: ops.sum(ops.square(nn.mlp(p, x))), params, x, order=3)
+
+
+def test_check_grads_rejects_an_order_below_1():
+    with pytest.raises(ValueError, match="order must be a positive integer"):
+        check_grads(lambda x: ops.sum(x), numpy.ones(2), order=0)
+
+
+def test_hessian_vector_product_of_a_quartic_equals_the_closed_form():
+    # f(x) = (x^T A x)^2 with A symmetric: H = 8 A x x^T A + 4 (x^T A x) A.
+    matrix = numpy.array([[2.0, 0.5, 0.0], [0.5, 1.0, -0.3], [0.0, -0.3, 3.0]])
+    x, v = numpy.array([0.3, -1.2, 0.7]), numpy.array([1.0, 0.4, -2.0])
+    quadratic = x @ matrix @ x
+    exact = 8 * matrix @ x * (x @ matrix @ v) + 4 * quadratic * matrix @ v
+    (hvp,) = hessian_vector_product(lambda x: ops.sum(x * ops.matmul(matrix, x)) ** 2, [x], [v])
+    numpy.testing.assert_allclose(hvp, exact, rtol=1e-13)
+
+
+def test_autograds_own_check_grads_to_order_2_works_on_minode_functions():
+    rng = numpy.random.default_rng(4)
+    params = nn.init_mlp(rng, [2, 3, 2])
+    test_util.check_grads(lambda x: ops.tanh(nn.mlp(params, x)), modes=["rev"], order=2)(
+        rng.normal(size=(4, 2)))
 
 
 def test_check_grads_needs_a_scalar_function():

@@ -202,14 +202,8 @@ def test_rnn_prediction_feeds_its_own_outputs_back(tutorial):
 # Runs
 # ---------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def quick(tutorial, tmp_path_factory):
-    out = tmp_path_factory.mktemp("latent-quick")
-    return tutorial.main(["--quick", "--quiet", "--out", str(out)]), out
-
-
-def test_quick_run_lowers_the_loss_of_both_models(quick):
-    result, _ = quick
+def test_quick_run_lowers_the_loss_of_both_models(quick_run):
+    result, _ = quick_run("latent_ode")
     # The same validation batch (posterior mean for z0) before, with the freshly initialised
     # parameters of the same seed, and after the steps of --quick.
     before, after = result["probe_loss_before"], result["probe_loss_after"]
@@ -217,8 +211,8 @@ def test_quick_run_lowers_the_loss_of_both_models(quick):
         assert after[name] < 0.9 * before[name], (name, before[name], after[name])
 
 
-def test_quick_run_writes_table_2_with_the_papers_numbers_and_the_baselines(quick):
-    result, out = quick
+def test_quick_run_writes_table_2_with_the_papers_numbers_and_the_baselines(quick_run):
+    result, out = quick_run("latent_ode")
     for name in ("table2.md", "reconstructions.png", "homotopy.png", "losses.png",
                  "latent_ode_checkpoint.npz", "rnn_checkpoint.npz", "latent_ode_result.json"):
         assert (out / name).exists(), name

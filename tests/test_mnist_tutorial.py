@@ -1,22 +1,15 @@
 """Tutorial 2 (tutorials/mnist_odenet.py): smoke runs of every model and the ODE-Net's gradient."""
 import json
-import os
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from scripts import load_script
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+from minode import backend, nn, tree
+from minode.gradcheck import numerical_grad
 
-from minode import backend, nn  # noqa: E402
-from minode.gradcheck import numerical_grad  # noqa: E402
-from scripts import load_script  # noqa: E402
-
-def _load_tutorial():
-    return load_script("tutorials/mnist_odenet.py")
-
-
-tutorial = _load_tutorial()
+tutorial = load_script("tutorials/mnist_odenet.py")
 
 
 def _quick(tmp_path, model, *extra):
@@ -34,32 +27,69 @@ def test_quick_run_lowers_the_training_loss(tmp_path, model):
     assert json.loads((tmp_path / f"{model}_result.json").read_text())["epochs"] == 3
 
 
-def test_quick_odenet_run_writes_table1_and_the_figure3_panels(tmp_path):
-    outcome = _quick(tmp_path, "odenet")
+def test_quick_odenet_run_writes_table1_and_the_figure3_panels(quick_run):
+    outcome, out = quick_run("mnist_odenet")
     history = outcome["results"]["odenet"]["history"]
     assert history[-1]["loss"] < history[0]["loss"]
     assert all(h["nfe_forward"] > 0 and h["nfe_backward"] > 0 for h in history)
     names = {path.name for path in outcome["files"]}
     assert {"table1.md", "figure3a_nfe_vs_error.png", "figure3b_time_vs_nfe.png",
             "figure3c_backward_vs_forward_nfe.png", "figure3d_nfe_vs_epoch.png"} <= names
-    assert "ODE-Net" in (tmp_path / "table1.md").read_text()
+    assert "ODE-Net" in (out / "table1.md").read_text()
     assert set(outcome["memory"]["odenet"]) == {2, 4}
 
 
-def test_resume_continues_from_the_checkpoint(tmp_path):
-    args = ["--quick", "--model", "mlp", "--out", str(tmp_path), "--quiet", "--no-plots",
-            "--no-memory"]
-    tutorial.main(args + ["--epochs", "1"])
-    outcome = tutorial.main(args + ["--epochs", "2", "--resume"])
-    assert [h["epoch"] for h in outcome["results"]["mlp"]["history"]] == [1, 2]
+def test_a_crashed_and_resumed_run_repeats_the_uninterrupted_one(tmp_path, monkeypatch):
+    def run(out, *extra):
+        options = ["--quick", "--model", "mlp", "--epochs", "3", "--batch-size", "32", "--out",
+                   str(out), "--quiet", "--no-plots", "--no-memory", *extra]
+        return tutorial.main(options)["results"]["mlp"]
+
+    straight = run(tmp_path / "straight")
+    batches = tutorial.shuffled_batches
+
+    def crash_in_the_second_epoch(x, y, batch_size, rng, max_shift=0):
+        crash_in_the_second_epoch.epochs += 1
+        for step, batch in enumerate(batches(x, y, batch_size, rng, max_shift)):
+            if crash_in_the_second_epoch.epochs == 2 and step == 3:
+                raise KeyboardInterrupt("simulated crash")
+            yield batch
+
+    crash_in_the_second_epoch.epochs = 0
+    monkeypatch.setattr(tutorial, "shuffled_batches", crash_in_the_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed")
+    assert tree.load_params(tmp_path / "resumed" / "mlp_checkpoint.npz")["step"] == 1
+    epochs_trained = []
+
+    def counted(x, y, batch_size, rng, max_shift=0):
+        epochs_trained.append(len(epochs_trained))
+        return batches(x, y, batch_size, rng, max_shift)
+
+    monkeypatch.setattr(tutorial, "shuffled_batches", counted)
+    resumed = run(tmp_path / "resumed", "--resume")
+    assert len(epochs_trained) == 2  # the second and third epoch only
+
+    untimed = lambda history: [{k: v for k, v in h.items() if "seconds" not in k}  # noqa: E731
+                               for h in history]
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert untimed(resumed["history"]) == untimed(straight["history"])
+    final = [tree.load_params(out / "mlp_checkpoint.npz")
+             for out in (tmp_path / "straight", tmp_path / "resumed")]
+    for straight_leaf, resumed_leaf in zip(*(tree.tree_leaves(state["params"]) for state in final)):
+        np.testing.assert_array_equal(straight_leaf, resumed_leaf)
+    # --skip-training reads the checkpoint and the result file back without training
+    skipped = run(tmp_path / "resumed", "--skip-training")
+    assert skipped == json.loads((tmp_path / "resumed" / "mlp_result.json").read_text())
 
 
 def test_adjoint_memory_is_flat_in_the_steps_and_backprop_memory_grows(tmp_path):
-    args = tutorial.parse_args(["--quick", "--memory-steps", "2,16", "--memory-batch", "4"])
-    data = tutorial.load_data(quick=True)
+    config = tutorial.parse_args(["--quick", "--memory-steps", "2,16", "--memory-batch",
+                                  "4"]).config
+    data = tutorial.load_data(config)
     params = tutorial.init_model("odenet", np.random.default_rng(0), 8)
-    adjoint = tutorial.memory_rows("odenet", params, data, args)
-    backprop = tutorial.memory_rows("rknet", params, data, args)
+    adjoint = tutorial.memory_rows("odenet", params, data, config)
+    backprop = tutorial.memory_rows("rknet", params, data, config)
     assert adjoint[16] < 1.5 * adjoint[2]
     assert backprop[16] > 3 * backprop[2]
 
@@ -75,7 +105,7 @@ def test_odenet_gradient_of_one_batch_matches_finite_differences():
     to64 = lambda tree: nn.tree_map(lambda leaf: backend.asarray(leaf, dtype="float64"),  # noqa
                                     tree)
     params = to64(tutorial.init_model("odenet", np.random.default_rng(1), 4))
-    x_train, y_train, _, _ = tutorial.load_data(quick=True)
+    x_train, y_train, _, _ = tutorial.load_data(tutorial.QUICK)
     images, labels = backend.asarray(x_train[:3].astype("float64")), y_train[:3]
     solver = tutorial.Solver(method="rk4", step_size=1 / 64)
     # A few entries from the stem, the ODE function (both convolutions, a norm) and the head.

@@ -49,6 +49,9 @@ LAYERS = {
     "conv_ode_func": (nn.init_conv_ode_func(rng(), 4),
                       lambda p, y: nn.conv_ode_func(y, 0.3, p, groups=2),
                       normal(2, 4, 3, 3), (2, 4, 3, 3)),
+    "conv_ode_func-no-time": (nn.init_conv_ode_func(rng(), 4, time_channel=False),
+                              lambda p, y: nn.conv_ode_func(y, None, p, groups=2),
+                              normal(2, 4, 3, 3), (2, 4, 3, 3)),
 }
 
 
@@ -67,6 +70,20 @@ def test_layer_gradient_matches_finite_differences(name):
 def test_conv_ode_func_gradient_wrt_time_matches_finite_differences():
     params, y = nn.init_conv_ode_func(rng(), 2), normal(1, 2, 3, 3)
     check_grads(lambda t: weighted_sum(nn.conv_ode_func(y, t, params)), numpy.array(0.4))
+
+
+def test_conv_block_without_time_channel_is_the_timed_block_at_t_zero_minus_its_time_weights():
+    """At t = 0 the time channel is all zeros (and so is the padding around it), so dropping
+    the convolutions' time-input weights w[:, 0] leaves the output unchanged."""
+    timed = nn.init_conv_ode_func(rng(), 4)
+    untimed = nn.init_conv_ode_func(rng(), 4, time_channel=False)
+    assert untimed["conv1"]["w"].shape == (4, 4, 3, 3) and timed["conv1"]["w"].shape == (4, 5, 3, 3)
+    for conv in ("conv1", "conv2"):
+        untimed[conv] = {"w": timed[conv]["w"][:, 1:], "b": timed[conv]["b"]}
+    y = normal(2, 4, 3, 3)
+    assert_allclose(nn.conv_ode_func(y, None, untimed), nn.conv_ode_func(y, 0.0, timed),
+                    rtol=1e-12, atol=1e-12)
+    assert not numpy.allclose(nn.conv_ode_func(y, 0.5, timed), nn.conv_ode_func(y, 0.0, timed))
 
 
 def test_init_follows_pytorch_bounds_and_dtype():
@@ -109,6 +126,8 @@ def test_mlp_applies_no_activation_after_the_last_layer():
 def test_count_params():
     assert nn.count_params(nn.init_mlp(rng(), [3, 5, 2])) == 3 * 5 + 5 + 5 * 2 + 2
     assert nn.count_params(nn.init_conv_ode_func(rng(), 64)) == 2 * (64 * 65 * 9 + 64) + 6 * 64
+    assert (nn.count_params(nn.init_conv_ode_func(rng(), 64, time_channel=False))
+            == 2 * (64 * 64 * 9 + 64) + 6 * 64)
 
 
 def test_flatten_round_trips_layer_params():

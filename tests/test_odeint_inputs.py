@@ -9,6 +9,7 @@ import pytest
 
 import minode
 from minode import SolverError, odeint
+from minode.odeint import _adjoint_options, _solve_options
 
 Y0 = numpy.array([1.0, 0.5])
 T = numpy.array([0.0, 0.5, 1.0])
@@ -291,3 +292,31 @@ def test_gradient_through_scipy_method_wrt_params_raises_value_error():
 def test_scipy_method_as_adjoint_method_is_rejected():
     with pytest.raises(ValueError, match=r"^adjoint_method must be a minode tableau"):
         odeint(decay, Y0, T, adjoint_method="scipy:RK45")
+
+
+@pytest.mark.parametrize("option, message", [({"max_steps": 0}, r"^max_steps must be a positive"),
+                                             ({"min_step": -1.0}, r"^min_step must be a non-neg"),
+                                             ({"rtol": 0.0}, r"^rtol must be a positive"),
+                                             ({"atol": -1.0}, r"^atol must be a positive")])
+def test_scipy_methods_check_the_solver_options_too(option, message):
+    with pytest.raises(ValueError, match=message):
+        odeint(decay, Y0, T, method="scipy:RK45", **option)
+
+
+# ---------------------------------------------------------------------------------------------
+# The adjoint's backward-solve options
+# ---------------------------------------------------------------------------------------------
+
+def test_adjoint_options_default_to_the_forward_solve():
+    fixed = _solve_options("rk4", 1e-5, 1e-6, 0.05, 100, 0.01, None, "")
+    assert _adjoint_options(fixed, None, None, None, None) == fixed
+    adaptive = _adjoint_options(fixed, "dopri5", None, 1e-8, None)
+    assert adaptive.tableau.name == "dopri5" and adaptive.step_size is None  # its own steps
+    assert (adaptive.rtol, adaptive.atol, adaptive.max_steps, adaptive.min_step) == (
+        1e-5, 1e-8, 100, 0.01)
+
+
+def test_a_fixed_step_adjoint_method_after_an_adaptive_forward_needs_a_step_size():
+    with pytest.raises(ValueError, match=r"^adjoint_step_size is required for the fixed-step "
+                                         r"method 'rk4'"):
+        odeint(decay, Y0, T, adjoint_method="rk4")

@@ -1,4 +1,5 @@
-"""Every primitive's VJP against autograd.numpy's gradient and against central differences."""
+"""Every primitive's VJP, and the VJP of its VJP, against autograd.numpy's derivatives and
+against central differences."""
 import numpy
 import pytest
 from autograd import grad
@@ -6,7 +7,8 @@ from numpy.testing import assert_allclose
 
 from minode import ops
 from minode.gradcheck import check_grads
-from op_cases import CASES, cotangent_for, loss_of, minode_result, reference_result
+from op_cases import (CASES, cotangent_for, loss_of, loss_with_cotangent, minode_result,
+                      minode_second_order, reference_result, reference_second_order)
 
 
 @pytest.mark.parametrize("c", CASES, ids=str)
@@ -20,10 +22,18 @@ def test_forward_and_vjp_match_autograd_numpy_reference(c):
 
 
 @pytest.mark.parametrize("c", CASES, ids=str)
-def test_vjp_matches_central_finite_differences(c):
+def test_second_derivatives_match_autograd_numpy_reference(c):
+    # Hessian-vector products w.r.t. the inputs and the cotangent: every VJP is differentiated.
+    for hvp, reference in zip(minode_second_order(c), reference_second_order(c)):
+        assert_allclose(hvp, reference, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("c", CASES, ids=str)
+def test_first_and_second_derivatives_match_central_differences(c):
+    # Order 2: the gradient of <grad loss, v> against central differences of the gradient.
     output = c.function(*c.inputs)
-    loss = loss_of(c.function, ops, c.inputs, c.argnums, cotangent_for(output.shape))
-    check_grads(loss, *[c.inputs[i] for i in c.argnums])
+    loss = loss_with_cotangent(c.function, ops, c.inputs, c.argnums)
+    check_grads(loss, *[c.inputs[i] for i in c.argnums], cotangent_for(output.shape), order=2)
 
 
 def test_astype_vjp_returns_the_gradient_in_the_input_dtype():
@@ -59,6 +69,7 @@ def test_conv_and_group_norm_keep_float32():
     (lambda: ops.cross_entropy(numpy.ones((3, 4)), numpy.array([0, 1, 4])), "labels must lie"),
     (lambda: ops.cross_entropy(numpy.ones((3, 4)), numpy.array([0.0, 1.0, 2.0])), "labels"),
     (lambda: ops.mean_squared_error(numpy.ones((3, 4)), numpy.ones((4, 3))), "target"),
+    (lambda: ops.mean_absolute_error(numpy.ones(3), numpy.ones((3, 1))), "target"),
     (lambda: ops.gaussian_log_likelihood(numpy.ones(4), numpy.ones(5), 0.0), "mean"),
     (lambda: ops.gaussian_log_likelihood(numpy.ones(4), 0.0, numpy.ones((2, 4))), "log_var"),
     (lambda: ops.kl_diag_gaussian_to_standard(numpy.ones(4), numpy.ones(3)), "log_var"),
@@ -86,3 +97,11 @@ def test_conv2d_gradient_wrt_one_argument_alone_equals_the_joint_one():
     grad_x, grad_w = grad(loss, (0, 1))(x, w)
     assert_allclose(grad(loss, 0)(x, w), grad_x, rtol=1e-14)
     assert_allclose(grad(loss, 1)(x, w), grad_w, rtol=1e-14)
+
+
+@pytest.mark.parametrize("function, second_derivative", [
+    (ops.sin, lambda x: -numpy.sin(x)), (ops.cos, lambda x: -numpy.cos(x))])
+def test_sin_and_cos_vjps_are_differentiable_again(function, second_derivative):
+    x = numpy.linspace(-3.0, 3.0, 7)
+    first = lambda x: ops.sum(grad(lambda y: ops.sum(function(y)))(x))  # noqa: E731
+    assert_allclose(grad(first)(x), second_derivative(x), rtol=1e-12, atol=1e-14)

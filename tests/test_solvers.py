@@ -287,7 +287,7 @@ def test_interpolant_local_error_scales_with_interpolation_order(method):
     for h in step_sizes:
         y1, _, stages = rk_step(rational, tableau, y0, t0, h, rational(y0, t0))
         errors.append(max(float(numpy.max(numpy.abs(
-            interpolate(tableau, y0, y1, h, stages, theta) - rational_exact(t0 + theta * h))))
+            interpolate(tableau, y0, h, stages, theta) - rational_exact(t0 + theta * h))))
             for theta in (0.25, 0.5, 0.75)))
     slope = loglog_slope(step_sizes, errors)
     assert abs(slope - INTERPOLATION_LOCAL_ORDER[method]) < 0.2, (method, slope, errors)
@@ -298,8 +298,8 @@ def test_interpolant_is_continuous_at_both_ends_of_a_step(method):
     tableau = TABLEAUX[method]
     y0, t0, h = rational_exact(1.5), 1.5, 0.3
     y1, _, stages = rk_step(rational, tableau, y0, t0, h, rational(y0, t0))
-    numpy.testing.assert_allclose(interpolate(tableau, y0, y1, h, stages, 0.0), y0, rtol=1e-14)
-    numpy.testing.assert_allclose(interpolate(tableau, y0, y1, h, stages, 1.0), y1, rtol=1e-14)
+    numpy.testing.assert_allclose(interpolate(tableau, y0, h, stages, 0.0), y0, rtol=1e-14)
+    numpy.testing.assert_allclose(interpolate(tableau, y0, h, stages, 1.0), y1, rtol=1e-14)
 
 
 # ---------------------------------------------------------------------------------------------

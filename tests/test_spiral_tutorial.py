@@ -1,6 +1,12 @@
-"""The spiral tutorial end to end: quick runs learn, and the linear fit recovers A."""
+"""The spiral tutorial end to end: quick runs learn, the linear fit recovers A, every picture is
+written, and a crashed run resumes to the numbers of an uninterrupted one."""
+import numpy
 import pytest
 from scripts import load_script
+
+from minode import runs
+
+PICTURES = ["field.png", "loss.png", "phase.png", "training.gif"]
 
 
 @pytest.fixture(scope="module")
@@ -8,32 +14,82 @@ def spiral():
     return load_script("tutorials/spiral.py")
 
 
+def run(spiral, out, *options):
+    return spiral.main([*options, "--quiet", "--out", str(out)])
+
+
 @pytest.mark.parametrize("experiment", ["linear", "mlp", "cubic"])
 def test_quick_run_lowers_the_loss(spiral, experiment, tmp_path):
     iters = {"linear": 40, "mlp": 40, "cubic": 60}[experiment]
-    [result] = spiral.main(["--experiment", experiment, "--iters", str(iters), "--quiet",
-                            "--no-plots", "--out", str(tmp_path)])
+    [result] = run(spiral, tmp_path, "--experiment", experiment, "--iters", str(iters),
+                   "--no-plots")
     assert result["check_loss_after"] < 0.5 * result["check_loss_before"]
     assert result["nfe_forward"] > 0 and result["nfe_backward"] > 0
 
 
 def test_linear_experiment_recovers_the_matrix(spiral, tmp_path):
-    [result] = spiral.main(["--experiment", "linear", "--iters", "500", "--quiet",
-                            "--no-plots", "--out", str(tmp_path)])
+    [result] = run(spiral, tmp_path, "--experiment", "linear", "--iters", "500", "--no-plots")
     assert result["max_abs_error_A"] < 0.05
 
 
-def test_quick_run_writes_every_picture(spiral, tmp_path):
-    [result] = spiral.main(["--experiment", "linear", "--quick", "--quiet", "--out",
-                            str(tmp_path)])
-    names = sorted(path.name for path in result["files"])
-    assert names == ["linear_field.png", "linear_loss.png", "linear_phase.png",
-                     "linear_training.gif"]
-    assert all(path.stat().st_size > 1000 for path in result["files"])
+def test_quick_run_writes_every_picture_result_file_and_the_table(quick_run):
+    results, out = quick_run("spiral")
+    for result in results:
+        name = result["experiment"]
+        assert sorted(path.name for path in result["files"]) == [f"{name}_{p}" for p in PICTURES]
+        assert all(path.stat().st_size > 1000 for path in result["files"])
+        assert (out / f"{name}_result.json").exists()
+    table = (out / "table.md").read_text()
+    assert all(f"| {name} | 20 |" in table for name in ("linear", "mlp", "cubic"))
 
 
 def test_backprop_mode_trains_too(spiral, tmp_path):
-    [result] = spiral.main(["--experiment", "linear", "--iters", "60", "--grad", "backprop",
-                            "--quiet", "--no-plots", "--out", str(tmp_path)])
+    [result] = run(spiral, tmp_path, "--experiment", "linear", "--iters", "60", "--grad",
+                   "backprop", "--no-plots")
     assert result["check_loss_after"] < 0.5 * result["check_loss_before"]
     assert result["nfe_backward"] == 0  # autograd's backward pass evaluates nothing
+
+
+def train_linear(spiral, checkpoint, resume=False):
+    """30 iterations of the linear experiment, snapshots every 5, as `main` sets it up."""
+    experiment = spiral.EXPERIMENTS["linear"]
+    rng = numpy.random.default_rng(0)
+    data = spiral.make_data(experiment, rng)
+    params = spiral.init_linear_model(rng)
+    return spiral.train(experiment, data, params, rng, spiral.Solver(), checkpoint, iters=30,
+                        snapshot_every=5, resume=resume, quiet=True)
+
+
+def test_a_crashed_and_resumed_run_repeats_the_uninterrupted_one(spiral, tmp_path, monkeypatch):
+    straight = train_linear(spiral, runs.Checkpoint(tmp_path / "straight.npz", every=10))
+    sample_windows = spiral.sample_windows
+
+    def crash_at_iteration_17(experiment, data, rng, iteration):
+        if iteration == 17:
+            raise KeyboardInterrupt("simulated crash")
+        return sample_windows(experiment, data, rng, iteration)
+
+    checkpoint = runs.Checkpoint(tmp_path / "resumed.npz", every=10)
+    monkeypatch.setattr(spiral, "sample_windows", crash_at_iteration_17)
+    with pytest.raises(KeyboardInterrupt):
+        train_linear(spiral, checkpoint)
+    assert checkpoint.load()["step"] == 10
+    drawn = []  # the iterations the resumed run trains
+
+    def counted(experiment, data, rng, iteration):
+        drawn.append(iteration)
+        return sample_windows(experiment, data, rng, iteration)
+
+    monkeypatch.setattr(spiral, "sample_windows", counted)
+    resumed = train_linear(spiral, checkpoint, resume=True)
+    assert drawn == [spiral.CURRICULUM_ITERS // 4] + list(range(10, 30))  # check batch first
+    numpy.testing.assert_array_equal(resumed["params"], straight["params"])
+    assert resumed["rng"] == straight["rng"] and resumed["step"] == 30
+    for key in ("losses", "nfe_forward", "nfe_backward", "check_loss_before",
+                "check_loss_after"):
+        assert resumed["log"][key] == straight["log"][key]
+    snapshots = [(s[0] for s in state["log"]["snapshots"]) for state in (straight, resumed)]
+    assert list(snapshots[0]) == list(snapshots[1]) == [0, 5, 10, 15, 20, 25, 29]
+    for (_, path), (_, resumed_path) in zip(straight["log"]["snapshots"],
+                                           resumed["log"]["snapshots"]):
+        numpy.testing.assert_array_equal(path, resumed_path)

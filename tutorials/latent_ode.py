@@ -73,7 +73,7 @@ import numpy as np
 from tqdm import tqdm
 
 from minode import SolverStats, backend, datasets, nn, odeint, ops, optim, plots, runs
-from minode.cli import positive_int
+from minode.cli import positive_int, script_argv
 from minode.files import write_text_atomically
 
 # %% [markdown]
@@ -631,7 +631,7 @@ def parse_args(argv=None):
                         help="continue from the checkpoints in --out")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    return parser.parse_args(script_argv(argv))
 
 
 def make_config(args):

@@ -4,57 +4,95 @@ Chen et al. (2018), sec. 3: a residual network updates its hidden state by h_{t+
 an Euler step of dh/dt = f(h(t), t). An ODE-Net replaces a stack of residual blocks with ONE block
 whose output is h(1) = ODESolve(h(0), f, 0, 1, theta) (eq. (1)-(3)); the solver decides how many
 evaluations of f it needs, and the adjoint method (Algorithm 1) trains it with memory that does
-not grow with that number. Four models share one downsampling stem and one head:
+not grow with that number.
 
-* ODE-Net: stem -> one ODE block (dopri5, rtol = atol = 1e-3, adjoint gradients) -> head.
-* RK-Net:  the same model, but the gradient backpropagates through the solver's steps.
-* ResNet:  stem -> 6 residual blocks h <- h + f(h), f like one evaluation of the ODE function.
-* MLP:     one hidden layer of 300 ReLU units on the raw pixels (the paper's "1-Layer MLP").
-
-Run ``python tutorials/mnist_odenet.py`` (the ODE-Net; ``--model all`` for every model) on the
+Run ``python tutorials/mnist_odenet.py`` (the ODE-Net for 10 epochs: about 11 CPU-minutes, 19
+minutes of wall time on a shared 2-core machine; ``--model all`` trains every model) on the
 8,000 / 2,000 MNIST digits bundled with minode (``--full`` downloads all 70,000). It writes to
-``--out`` (default ``results/mnist/``): one checkpoint and one result file per model, Table 1 as
-``table1.md`` and Figure 3's panels ``figure3a_nfe_vs_error.png`` ... ``figure3d_nfe_vs_epoch.png``.
-``--quick`` trains on a few hundred digits for a smoke test; ``--skip-training`` rebuilds the
-table and figures from the checkpoints already in ``--out``.
-
-Defaults: C = 32 channels (the paper has 64; 32 costs about a third as much per step and reaches
-98.9% here), 10 epochs of 250 batches of 32 digits shifted randomly by up to 2 pixels, Adam with
-learning rate 1e-2 (1e-3 for the last third); about 11 CPU-minutes. On a shared machine, run with
-``OPENBLAS_NUM_THREADS=1``: a multi-threaded BLAS that competes with other processes for the
-cores can make each matrix product tens of times slower. Each epoch reports wall and CPU seconds.
+``--out`` (default ``results/mnist/``): a checkpoint after every epoch (``--resume`` continues
+from it) and a result file per model, Table 1 as ``table1.md`` and Figure 3's panels
+``figure3a_nfe_vs_error.png`` ... ``figure3d_nfe_vs_epoch.png``. ``--quick`` trains on 256 digits
+for 2 epochs (a smoke test of seconds); ``--skip-training`` rebuilds the table and figures from
+the checkpoints in ``--out``.
 """
+# %% [markdown]
+# # An ODE-Net on MNIST
+#
+# Four models share one downsampling stem and one head:
+#
+# * **ODE-Net**: stem -> one ODE block (dopri5, rtol = atol = 1e-3, adjoint gradients) -> head.
+# * **RK-Net**: the same model, but the gradient backpropagates through the solver's steps.
+# * **ResNet**: stem -> 6 residual blocks h <- h + f(h), f like one evaluation of the ODE function.
+# * **MLP**: one hidden layer of 300 ReLU units on the raw pixels (the paper's "1-Layer MLP").
+#
+# We train them, measure the peak memory of one training step, tabulate Table 1 next to the
+# paper's, and look inside the trained ODE-Net's solver for Figure 3.
+
+# %%
 import argparse
-import json
 import math
-import os
-import sys
 import time
 import tracemalloc
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import autograd
 import numpy as np
 from tqdm import tqdm
 
-from minode import SolverStats, backend, nn, odeint, ops, optim, tree
-from minode.cli import positive_int
+from minode import SolverStats, backend, nn, odeint, ops, optim, plots, runs
+from minode.cli import nonnegative_int, positive_float, positive_int, script_argv
 from minode.datasets import load_mnist
+from minode.files import write_text_atomically
 
-DTYPE = "float32"  # single precision: half the memory traffic of float64, and fast enough here
+# %% [markdown]
+# ## Config
+#
+# `DEFAULT` is the full run, `QUICK` the smoke test; each command-line option overrides one field.
+
+# %%
 MODELS = ("odenet", "rknet", "resnet", "mlp")
+DTYPE = "float32"  # half the memory traffic of float64
 N_RESIDUAL_BLOCKS = 6
 
-# ---------------------------------------------------------------------------------------------
-# Data: MNIST images (N, 1, 28, 28) in [0, 1] and their digits.
+
+@dataclass(frozen=True)
+class Config:
+    """The settings of one run: data, model size, training and the measurements."""
+
+    train_digits: int | None = None   # the first so many training digits; None: all of them
+    test_digits: int | None = None
+    channels: int = 32          # feature maps C (the paper: 64)
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-2            # Adam's learning rate, divided by 10 for the last third
+    augment: int = 2            # shift training images randomly by up to this many pixels
+    tol: float = 1e-3           # rtol = atol of the ODE block
+    seminorm: bool = False      # adjoint error control on z and a only (Kidger et al. 2021)
+    memory_steps: tuple = (2, 8, 32)   # rk4 step counts of Table 1's memory column
+    memory_batch: int = 16
+    sweep_tolerances: tuple = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4)   # Figure 3
+    sweep_digits: int = 128
 
 
-def load_data(full=False, quick=False):
-    """``(x_train, y_train, x_test, y_test)``; ``quick`` keeps 256 training and 200 test digits."""
+DEFAULT = Config()
+QUICK = Config(train_digits=256, test_digits=200, epochs=2, batch_size=64, memory_steps=(2, 4),
+               memory_batch=4, sweep_tolerances=(1e-1, 1e-2), sweep_digits=16)
+
+# %% [markdown]
+# ## Data
+#
+# MNIST images (N, 1, 28, 28) in [0, 1] and their digits; during training each image is shifted
+# by up to `augment` pixels.
+
+# %%
+
+
+def load_data(config, full=False):
+    """``(x_train, y_train, x_test, y_test)``, as many digits as ``config`` asks for."""
     x_train, y_train, x_test, y_test = load_mnist(full=full)
-    if quick:
-        x_train, y_train, x_test, y_test = x_train[:256], y_train[:256], x_test[:200], y_test[:200]
+    x_train, y_train = x_train[:config.train_digits], y_train[:config.train_digits]
+    x_test, y_test = x_test[:config.test_digits], y_test[:config.test_digits]
     return x_train.astype(DTYPE), y_train, x_test.astype(DTYPE), y_test
 
 
@@ -79,9 +117,15 @@ def random_shifts(images, max_shift, rng):
     return np.stack([padded[i, :, rows[i]:rows[i] + h, cols[i]:cols[i] + w] for i in range(n)])
 
 
-# ---------------------------------------------------------------------------------------------
-# The models. Parameters are dicts of arrays; ``logits(model, params, images, solver)`` is a plain
-# function of them, so autograd differentiates the whole network, ODE solve included.
+# %% [markdown]
+# ## Model
+#
+# Parameters are dicts of arrays; `logits(model, params, images, solver)` is a plain function of
+# them, so autograd differentiates the whole network, ODE solve included. The ODE function and
+# the ResNet's residual branch are one block of `minode.nn` (GroupNorm, ReLU, 3x3 convolutions),
+# with and without the time channel.
+
+# %%
 
 
 @dataclass(frozen=True)
@@ -91,9 +135,13 @@ class Solver:
     method: str = "dopri5"
     rtol: float = 1e-3
     atol: float = 1e-3
-    step_size: float = None  # for fixed-step methods such as "rk4"
+    step_size: float | None = None  # for fixed-step methods such as "rk4"
     grad: str = "adjoint"    # "adjoint": Algorithm 1; "backprop": through the steps (RK-Net)
     seminorm: bool = False   # adjoint error control on z and a only (Kidger et al. 2021)
+
+
+def _groups(channels):
+    return min(32, channels)
 
 
 def init_stem(rng, channels):
@@ -106,6 +154,7 @@ def init_stem(rng, channels):
 
 
 def stem(params, images):
+    """Images (N, 1, 28, 28) to feature maps (N, C, 7, 7)."""
     groups = _groups(params["conv1"]["w"].shape[0])
     h = nn.conv2d(params["conv1"], images, stride=1, padding=1)                # C x 28 x 28
     h = nn.conv2d(params["conv2"], ops.relu(nn.group_norm(params["norm1"], h, groups)),
@@ -121,29 +170,9 @@ def init_head(rng, channels):
 
 
 def head(params, h):
+    """Feature maps (N, C, H, W) to class scores (N, 10)."""
     h = ops.relu(nn.group_norm(params["norm"], h, _groups(h.shape[1])))
     return nn.linear(params["linear"], ops.global_avg_pool(h))
-
-
-def init_residual_branch(rng, channels):
-    """The ODE function's layers without the time channel: GN, relu, conv, GN, relu, conv, GN."""
-    return {"norm1": nn.init_group_norm(rng, channels, DTYPE),
-            "conv1": nn.init_conv2d(rng, channels, channels, 3, DTYPE),
-            "norm2": nn.init_group_norm(rng, channels, DTYPE),
-            "conv2": nn.init_conv2d(rng, channels, channels, 3, DTYPE),
-            "norm3": nn.init_group_norm(rng, channels, DTYPE)}
-
-
-def residual_branch(params, h):
-    """f(h) of one residual block h <- h + f(h): one Euler step of size 1 of an ODE."""
-    groups = _groups(h.shape[1])
-    out = ops.relu(nn.group_norm(params["norm1"], h, groups))
-    out = ops.relu(nn.group_norm(params["norm2"], nn.conv2d(params["conv1"], out, 1, 1), groups))
-    return nn.group_norm(params["norm3"], nn.conv2d(params["conv2"], out, 1, 1), groups)
-
-
-def _groups(channels):
-    return min(32, channels)
 
 
 def init_model(model, rng, channels):
@@ -155,7 +184,8 @@ def init_model(model, rng, channels):
         # f(h, t): GN -> relu -> conv3x3 [t, h] -> GN -> relu -> conv3x3 [t, h] -> GN.
         params["ode"] = nn.init_conv_ode_func(rng, channels, DTYPE)
     else:
-        params["blocks"] = [init_residual_branch(rng, channels) for _ in range(N_RESIDUAL_BLOCKS)]
+        params["blocks"] = [nn.init_conv_ode_func(rng, channels, DTYPE, time_channel=False)
+                            for _ in range(N_RESIDUAL_BLOCKS)]
     return params
 
 
@@ -177,15 +207,23 @@ def logits(model, params, images, solver=Solver(), stats=None):
     if model in ("odenet", "rknet"):
         h = ode_block(params["ode"], h, solver, stats)
     else:
-        for block in params["blocks"]:
-            h = ops.add(h, residual_branch(block, h))
+        for block in params["blocks"]:  # h <- h + f(h): one Euler step of size 1
+            h = ops.add(h, nn.conv_ode_func(h, None, block))
     return head(params["head"], h)
 
 
-def model_solver(model, args):
+def model_solver(model, config):
     """The solver settings of ``model``: the RK-Net backpropagates, the ODE-Net uses the adjoint."""
-    return Solver(rtol=args.tol, atol=args.tol, grad="backprop" if model == "rknet" else "adjoint",
-                  seminorm=args.seminorm)
+    return Solver(rtol=config.tol, atol=config.tol,
+                  grad="backprop" if model == "rknet" else "adjoint", seminorm=config.seminorm)
+
+
+# %% [markdown]
+# ## Loss
+#
+# The mean cross-entropy of a batch; the test accuracy uses forward solves only.
+
+# %%
 
 
 def loss_fn(params, model, images, labels, solver, stats=None):
@@ -197,7 +235,7 @@ loss_and_grad = autograd.value_and_grad(loss_fn)
 
 
 def accuracy(model, params, x, y, solver, batch_size=500):
-    """Fraction of ``x`` classified correctly (forward solves only)."""
+    """Fraction of ``x`` classified correctly."""
     correct = 0
     for start in range(0, len(x), batch_size):
         scores = logits(model, params, backend.asarray(x[start:start + batch_size]), solver)
@@ -206,177 +244,120 @@ def accuracy(model, params, x, y, solver, batch_size=500):
     return correct / len(x)
 
 
-# ---------------------------------------------------------------------------------------------
-# Training: Adam, the learning rate divided by 10 for the last third of the steps, a checkpoint
-# after every epoch (written to a temporary file, then renamed over the old one).
+# %% [markdown]
+# ## Training loop
+#
+# Adam, the learning rate divided by 10 for the last third of the steps. The state is
+# checkpointed after every epoch (`minode.runs`); the batches of epoch k are drawn from
+# `default_rng([seed, k])`, so a resumed run repeats an uninterrupted one.
+
+# %%
 
 
-def checkpoint_path(out, model):
-    return Path(out) / f"{model}_checkpoint.npz"
+def steps_per_epoch(config, n_train):
+    """Batches in one epoch over ``n_train`` digits."""
+    return math.ceil(n_train / config.batch_size)
 
 
-def save_checkpoint(path, params, opt_state, epoch, history):
-    """Parameters, optimizer state, epoch and history in one .npz, written atomically."""
-    tree.save_params(path, {"params": params, "opt_state": opt_state,
-                             "epoch": np.array(epoch), "history": np.array(json.dumps(history))})
+def make_optimizer(config, n_train):
+    """Adam with ``config.lr``, divided by 10 after two thirds of all steps."""
+    decay_at = max(1, math.ceil(2 / 3 * config.epochs * steps_per_epoch(config, n_train)))
+    return optim.Adam(lr=optim.step_decay(config.lr, 0.1, every=decay_at))
 
 
-def load_checkpoint(path, params, opt_state):
-    """``(params, opt_state, epoch, history)`` from `save_checkpoint`; shapes must match."""
-    saved = tree.load_params(path)
-    shapes = lambda tree: [tuple(leaf.shape) for leaf in nn.tree_leaves(tree)]  # noqa: E731
-    if shapes(saved["params"]) != shapes(params):
-        raise SystemExit(f"{path} holds parameters of another shape: another --channels?")
-    return (saved["params"], saved["opt_state"], int(backend.to_numpy(saved["epoch"])),
-            json.loads(str(backend.to_numpy(saved["history"]))))
+def fresh_state(model, config, seed, optimizer):
+    """The training state before the first epoch: step (epochs done) 0, no history yet."""
+    params = init_model(model, np.random.default_rng(seed), config.channels)
+    return {"step": 0, "params": params, "opt": optimizer.init(params), "log": {"history": []}}
 
 
-def train(model, data, args):
-    """Train ``model``; returns (params, history), history one dict per epoch."""
+def epoch_record(epoch, losses, nfe, seconds, cpu_seconds, test_accuracy):
+    """What one epoch leaves in the history: means over its batches, timings, test accuracy."""
+    return {"epoch": epoch + 1, "loss": float(np.mean(losses)), "test_accuracy": test_accuracy,
+            "train_seconds": seconds, "train_cpu_seconds": cpu_seconds,
+            "nfe_forward": float(np.mean([forward for forward, _ in nfe])),
+            "nfe_backward": float(np.mean([backward for _, backward in nfe]))}
+
+
+def print_epoch(model, record):
+    """One line per epoch: loss, test accuracy, time and function evaluations."""
+    print(f"{model} epoch {record['epoch']}: loss {record['loss']:.4f}, test accuracy "
+          f"{100 * record['test_accuracy']:.2f}%, {record['train_seconds']:.1f} s "
+          f"({record['train_cpu_seconds']:.1f} s CPU), NFE forward {record['nfe_forward']:.1f} "
+          f"backward {record['nfe_backward']:.1f}", flush=True)
+
+
+def train(model, data, config, checkpoint, seed, resume=False, quiet=False):
+    """Train ``model`` for ``config.epochs`` epochs; returns the final training state."""
     x_train, y_train, x_test, y_test = data
-    params = init_model(model, np.random.default_rng(args.seed), args.channels)
-    steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
-    decay_at = max(1, math.ceil(2 / 3 * args.epochs * steps_per_epoch))
-    optimizer = optim.Adam(lr=optim.step_decay(args.lr, 0.1, every=decay_at))
-    opt_state = optimizer.init(params)
-    solver = model_solver(model, args)
-    path = checkpoint_path(args.out, model)
-    first_epoch, history = 0, []
-    if args.resume and path.exists():
-        params, opt_state, first_epoch, history = load_checkpoint(path, params, opt_state)
-        print(f"{model}: resumed from {path} after epoch {first_epoch}")
-
-    for epoch in range(first_epoch, args.epochs):
-        rng = np.random.default_rng([args.seed, epoch])  # the same order after --resume
-        stats, losses, nfe_forward, nfe_backward = SolverStats(), [], [], []
-        progress = tqdm(shuffled_batches(x_train, y_train, args.batch_size, rng, args.augment),
-                        total=steps_per_epoch, desc=f"{model} epoch {epoch + 1}/{args.epochs}",
-                        disable=args.quiet, leave=True)
+    optimizer = make_optimizer(config, len(x_train))
+    solver, stats = model_solver(model, config), SolverStats()
+    state = checkpoint.load_or(fresh_state(model, config, seed, optimizer), resume)
+    if state["step"]:
+        print(f"{model}: resumed from {checkpoint.path} after epoch {state['step']}")
+    for epoch in range(state["step"], config.epochs):
+        batches = shuffled_batches(x_train, y_train, config.batch_size,
+                                   np.random.default_rng([seed, epoch]), config.augment)
+        progress = tqdm(batches, total=steps_per_epoch(config, len(x_train)), disable=quiet,
+                        desc=f"{model} epoch {epoch + 1}/{config.epochs}")
+        losses, nfe = [], []
         start, cpu_start = time.perf_counter(), time.process_time()
         for images, labels in progress:
             stats.reset()
-            loss, grads = loss_and_grad(params, model, images, labels, solver, stats)
-            params, opt_state = optimizer.update(params, grads, opt_state)
+            loss, grads = loss_and_grad(state["params"], model, images, labels, solver, stats)
+            state["params"], state["opt"] = optimizer.update(state["params"], grads, state["opt"])
             losses.append(float(loss))
-            nfe_forward.append(stats.forward.nfe)
-            nfe_backward.append(stats.backward.nfe)
-            progress.set_postfix(loss=f"{float(loss):.3f}", nfe=f"{stats.forward.nfe}"
-                                 f"+{stats.backward.nfe}")
+            nfe.append((stats.forward.nfe, stats.backward.nfe))
+            progress.set_postfix(loss=f"{float(loss):.3f}",
+                                 nfe=f"{stats.forward.nfe}+{stats.backward.nfe}")
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-        test_accuracy = accuracy(model, params, x_test, y_test, solver)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)),
-                        "test_accuracy": test_accuracy, "train_seconds": seconds,
-                        "train_cpu_seconds": cpu_seconds,
-                        "nfe_forward": float(np.mean(nfe_forward)),
-                        "nfe_backward": float(np.mean(nfe_backward))})
-        save_checkpoint(path, params, opt_state, epoch + 1, history)
-        print(f"{model} epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, test accuracy "
-              f"{100 * test_accuracy:.2f}%, {seconds:.1f} s ({cpu_seconds:.1f} s CPU), NFE forward "
-              f"{history[-1]['nfe_forward']:.1f} backward {history[-1]['nfe_backward']:.1f}",
-              flush=True)
-    return params, history
+        record = epoch_record(epoch, losses, nfe, seconds, cpu_seconds,
+                              accuracy(model, state["params"], x_test, y_test, solver))
+        state["log"]["history"].append(record)
+        state["step"] = epoch + 1
+        checkpoint.save(state)
+        print_epoch(model, record)
+    return state
 
 
-def trained_model(model, data, args):
-    """Train ``model`` (or, with ``--skip-training``, load its checkpoint); save its result file."""
-    saved = Path(args.out) / f"{model}_result.json"
-    if args.skip_training:
-        params = init_model(model, np.random.default_rng(args.seed), args.channels)
-        path = checkpoint_path(args.out, model)
-        if not path.exists():
-            raise SystemExit(f"--skip-training: no checkpoint {path}; train {model} first")
-        params, _, _, history = load_checkpoint(path, params, None)
-        if saved.exists():  # keep the command that trained it
-            return params, json.loads(saved.read_text())
+def model_result(model, params, history, data, config):
+    """The result file's contents: test error, size, timings and the per-epoch history."""
+    seconds = [h["train_seconds"] for h in history]
+    return {"model": model, "channels": config.channels, "params": nn.count_params(params),
+            "epochs": len(history), "test_error": 1 - history[-1]["test_accuracy"],
+            "seconds_per_epoch": float(np.mean(seconds)),
+            "cpu_seconds_per_epoch": float(np.mean([h["train_cpu_seconds"] for h in history])),
+            "train_seconds": float(sum(seconds)), "test_digits": len(data[2]),
+            "train_digits": len(data[0]), "history": history}
+
+
+def trained_model(model, data, config, args):
+    """Train ``model`` (or, with ``--skip-training``, load its checkpoint) and write its result
+    file; returns ``(params, result)``."""
+    checkpoint = runs.Checkpoint(args.out / f"{model}_checkpoint.npz")
+    if not args.skip_training:
+        state = train(model, data, config, checkpoint, args.seed, args.resume, args.quiet)
+    elif not checkpoint.exists():
+        raise SystemExit(f"--skip-training: no checkpoint {checkpoint.path}; train {model} first")
     else:
-        params, history = train(model, data, args)
-    result = {"model": model, "channels": args.channels, "params": nn.count_params(params),
-              "epochs": len(history), "test_error": 1 - history[-1]["test_accuracy"],
-              "seconds_per_epoch": float(np.mean([h["train_seconds"] for h in history])),
-              "cpu_seconds_per_epoch": float(np.mean([h["train_cpu_seconds"] for h in history])),
-              "train_seconds": float(sum(h["train_seconds"] for h in history)),
-              "test_digits": len(data[2]), "train_digits": len(data[0]),
-              "command": _command_line(), "history": history}
-    saved.write_text(json.dumps(result, indent=1))
-    return params, result
+        optimizer = make_optimizer(config, len(data[0]))
+        state = checkpoint.load_or(fresh_state(model, config, args.seed, optimizer), resume=True)
+        saved = runs.read_result(args.out, model)
+        if saved is not None:  # it keeps the command that trained the model
+            return state["params"], saved
+    result = model_result(model, state["params"], state["log"]["history"], data, config)
+    runs.write_result(args.out, model, result)
+    return state["params"], runs.read_result(args.out, model)
 
 
-def _command_line():
-    """This run's command, with the BLAS thread setting that shapes its timings."""
-    threads = [f"{name}={os.environ[name]} " for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
-               if name in os.environ]
-    return "".join(threads) + "python " + " ".join(sys.argv)
+# %% [markdown]
+# ## Pictures: Figure 3
+#
+# What the adaptive solver does inside the trained ODE-Net: (a) function evaluations against the
+# numerical error of h(1), (b) forward time against evaluations, (c) backward against forward
+# evaluations (with the full error norm and with the seminorm), (d) evaluations over training.
 
-
-# ---------------------------------------------------------------------------------------------
-# Memory: the peak of one training step (forward + gradient), traced by tracemalloc (NumPy
-# reports its array allocations to it). With a fixed-step rk4 we control the number of steps:
-# the adjoint keeps only the block's input and output, backprop keeps every stage of every step.
-
-
-def training_step_memory(model, params, images, labels, solver):
-    """Peak bytes allocated during one loss-and-gradient evaluation."""
-    tracemalloc.start()
-    try:
-        loss_and_grad(params, model, images, labels, solver)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-def memory_rows(model, params, data, args):
-    """{n_steps: peak MB} for the ODE models at ``--memory-steps``; one number for the others."""
-    images = backend.asarray(data[0][:args.memory_batch])
-    labels = backend.asarray(data[1][:args.memory_batch])
-    if model not in ("odenet", "rknet"):
-        return {"-": training_step_memory(model, params, images, labels, Solver()) / 2**20}
-    grad = "backprop" if model == "rknet" else "adjoint"
-    return {steps: training_step_memory(model, params, images, labels,
-                                        Solver(method="rk4", step_size=1 / steps, grad=grad))
-            / 2**20 for steps in args.memory_steps}
-
-
-# ---------------------------------------------------------------------------------------------
-# Table 1, at our scale.
-
-PAPER_NAMES = {"mlp": "1-Layer MLP", "resnet": "ResNet", "rknet": "RK-Net", "odenet": "ODE-Net"}
-PAPER_ROWS = {"mlp": ("1.60%", "0.24 M", "-", "-"), "resnet": ("0.41%", "0.60 M", "O(L)", "O(L)"),
-              "rknet": ("0.47%", "0.22 M", "O(L~)", "O(L~)"),
-              "odenet": ("0.42%", "0.22 M", "O(1)", "O(L~)")}
-
-
-def _cpu_per_epoch(result):
-    return float(np.mean([h["train_cpu_seconds"] for h in result["history"]]))
-
-
-def table1(results, memory, args):
-    """Table 1 as Markdown: ours next to the paper's numbers."""
-    steps_label = "/".join(str(s) for s in args.memory_steps)
-    lines = [f"| Model | Test error | # Params | Peak memory of a training step, MB "
-             f"(rk4, {steps_label} steps; batch {args.memory_batch}) | s / epoch, wall (CPU) | "
-             "Epochs | Paper: error, params, memory, time |",
-             "|---|---|---|---|---|---|---|"]
-    for model in MODELS:
-        if model not in results:
-            continue
-        result, mem = results[model], memory.get(model, {})
-        mem_text = (" / ".join(f"{mb:.1f}" for mb in mem.values()) if len(mem) > 1 else
-                    (f"{next(iter(mem.values())):.1f} (no solver)" if mem else "not measured"))
-        seconds = f"{result['seconds_per_epoch']:.0f} ({_cpu_per_epoch(result):.0f})"
-        lines.append(f"| {PAPER_NAMES[model]} | {100 * result['test_error']:.2f}% | "
-                     f"{result['params']:,} | {mem_text} | {seconds} | {result['epochs']} | "
-                     f"{', '.join(PAPER_ROWS[model])} |")
-    first = next(iter(results.values()))
-    lines.append("")
-    lines.append(f"Test error on {first['test_digits']:,} test digits after training on "
-                 f"{first['train_digits']:,}; C = {first['channels']} channels; ODE solves: "
-                 f"dopri5, rtol = atol = {args.tol:g}. Commands:")
-    lines += [f"- {PAPER_NAMES[m]}: `{results[m]['command']}`" for m in MODELS if m in results]
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# Figure 3: what the adaptive solver does inside the trained ODE-Net.
+# %%
 
 
 def tolerance_sweep(params, images, labels, tolerances):
@@ -401,35 +382,29 @@ def tolerance_sweep(params, images, labels, tolerances):
     return rows
 
 
-def plot_figure3(sweep, history, out):
-    """The four panels (a)-(d) as PNGs; returns their paths."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    nfe = [r["nfe_forward"] for r in sweep]
-    panels = []
-
-    def save(fig, name):
-        fig.tight_layout()
-        fig.savefig(Path(out) / name, dpi=110)
-        plt.close(fig)
-        panels.append(Path(out) / name)
-
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    ax.semilogx([r["error"] for r in sweep], nfe, "o-")
+def plot_nfe_vs_error(sweep, out):
+    """Figure 3a."""
+    fig, ax = plots.figure(figsize=(4.5, 3.5))
+    ax.semilogx([r["error"] for r in sweep], [r["nfe_forward"] for r in sweep], "o-")
     for r in sweep:
         ax.annotate(f"tol {r['tol']:g}", (r["error"], r["nfe_forward"]), fontsize=7)
     ax.set(title="(a) NFE vs numerical error", xlabel="relative RMS error of h(1)",
            ylabel="NFE forward")
-    save(fig, "figure3a_nfe_vs_error.png")
+    return plots.save_png(fig, out / "figure3a_nfe_vs_error.png")
 
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    ax.plot(nfe, [r["forward_seconds"] for r in sweep], "o-")
+
+def plot_time_vs_nfe(sweep, out):
+    """Figure 3b."""
+    fig, ax = plots.figure(figsize=(4.5, 3.5))
+    ax.plot([r["nfe_forward"] for r in sweep], [r["forward_seconds"] for r in sweep], "o-")
     ax.set(title="(b) forward time vs NFE", xlabel="NFE forward", ylabel="seconds (one batch)")
-    save(fig, "figure3b_time_vs_nfe.png")
+    return plots.save_png(fig, out / "figure3b_time_vs_nfe.png")
 
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+
+def plot_backward_vs_forward_nfe(sweep, out):
+    """Figure 3c, with the lines backward = forward and backward = forward / 2."""
+    nfe = [r["nfe_forward"] for r in sweep]
+    fig, ax = plots.figure(figsize=(4.5, 3.5))
     ax.plot(nfe, [r["nfe_backward"] for r in sweep], "o-", label="adjoint, full norm")
     ax.plot(nfe, [r["nfe_backward_seminorm"] for r in sweep], "s-", label="adjoint, seminorm")
     grid = np.array([min(nfe), max(nfe)])
@@ -437,16 +412,87 @@ def plot_figure3(sweep, history, out):
     ax.plot(grid, grid / 2, "k--", lw=1, label="backward = forward / 2")
     ax.set(title="(c) backward vs forward NFE", xlabel="NFE forward", ylabel="NFE backward")
     ax.legend(fontsize=7)
-    save(fig, "figure3c_backward_vs_forward_nfe.png")
+    return plots.save_png(fig, out / "figure3c_backward_vs_forward_nfe.png")
 
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+
+def plot_nfe_vs_epoch(history, out):
+    """Figure 3d."""
+    fig, ax = plots.figure(figsize=(4.5, 3.5))
     epochs = [h["epoch"] for h in history]
     ax.plot(epochs, [h["nfe_forward"] for h in history], "o-", label="forward")
     ax.plot(epochs, [h["nfe_backward"] for h in history], "s-", label="backward")
     ax.set(title="(d) NFE over training", xlabel="epoch", ylabel="mean NFE per batch")
     ax.legend(fontsize=7)
-    save(fig, "figure3d_nfe_vs_epoch.png")
-    return panels
+    return plots.save_png(fig, out / "figure3d_nfe_vs_epoch.png")
+
+
+def plot_figure3(sweep, history, out):
+    """The four panels (a)-(d) as PNGs; returns their paths."""
+    return [plot_nfe_vs_error(sweep, out), plot_time_vs_nfe(sweep, out),
+            plot_backward_vs_forward_nfe(sweep, out), plot_nfe_vs_epoch(history, out)]
+
+
+# %% [markdown]
+# ## Numbers: Table 1 and the backward/forward NFE ratio
+#
+# Memory: the peak of one training step (forward + gradient), traced by tracemalloc (NumPy
+# reports its array allocations to it). With a fixed-step rk4 we control the number of steps:
+# the adjoint keeps only the block's input and output, backprop keeps every stage of every step.
+
+# %%
+PAPER_NAMES = {"mlp": "1-Layer MLP", "resnet": "ResNet", "rknet": "RK-Net", "odenet": "ODE-Net"}
+PAPER_ROWS = {"mlp": ("1.60%", "0.24 M", "-", "-"), "resnet": ("0.41%", "0.60 M", "O(L)", "O(L)"),
+              "rknet": ("0.47%", "0.22 M", "O(L~)", "O(L~)"),
+              "odenet": ("0.42%", "0.22 M", "O(1)", "O(L~)")}
+
+
+def training_step_memory(model, params, images, labels, solver):
+    """Peak bytes allocated during one loss-and-gradient evaluation."""
+    tracemalloc.start()
+    try:
+        loss_and_grad(params, model, images, labels, solver)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def memory_rows(model, params, data, config):
+    """{n_steps: peak MB} for the ODE models at ``config.memory_steps``; one number for others."""
+    images = backend.asarray(data[0][:config.memory_batch])
+    labels = backend.asarray(data[1][:config.memory_batch])
+    if model not in ("odenet", "rknet"):
+        return {"-": training_step_memory(model, params, images, labels, Solver()) / 2**20}
+    grad = "backprop" if model == "rknet" else "adjoint"
+    return {steps: training_step_memory(model, params, images, labels,
+                                        Solver(method="rk4", step_size=1 / steps, grad=grad))
+            / 2**20 for steps in config.memory_steps}
+
+
+def _memory_text(memory):
+    if len(memory) > 1:
+        return " / ".join(f"{mb:.1f}" for mb in memory.values())
+    return f"{next(iter(memory.values())):.1f} (no solver)" if memory else "not measured"
+
+
+def table1(results, memory, config):
+    """Table 1 as Markdown: ours next to the paper's numbers."""
+    steps_label = "/".join(str(s) for s in config.memory_steps)
+    lines = [f"| Model | Test error | # Params | Peak memory of a training step, MB "
+             f"(rk4, {steps_label} steps; batch {config.memory_batch}) | s / epoch, wall (CPU) | "
+             "Epochs | Paper: error, params, memory, time |",
+             "|---|---|---|---|---|---|---|"]
+    for model, result in results.items():
+        seconds = f"{result['seconds_per_epoch']:.0f} ({result['cpu_seconds_per_epoch']:.0f})"
+        lines.append(f"| {PAPER_NAMES[model]} | {100 * result['test_error']:.2f}% | "
+                     f"{result['params']:,} | {_memory_text(memory.get(model, {}))} | {seconds} "
+                     f"| {result['epochs']} | {', '.join(PAPER_ROWS[model])} |")
+    first = next(iter(results.values()))
+    lines.append("")
+    lines.append(f"Test error on {first['test_digits']:,} test digits after training on "
+                 f"{first['train_digits']:,}; C = {first['channels']} channels; ODE solves: "
+                 f"dopri5, rtol = atol = {config.tol:g}. Commands:")
+    lines += [f"- {PAPER_NAMES[m]}: `{r['command']}`" for m, r in results.items()]
+    return "\n".join(lines)
 
 
 def describe_backward_ratio(sweep, history, tol):
@@ -460,7 +506,7 @@ def describe_backward_ratio(sweep, history, tol):
     full = np.mean([r["nfe_backward"] / r["nfe_forward"] for r in sweep])
     semi = np.mean([r["nfe_backward_seminorm"] / r["nfe_forward"] for r in sweep])
     training = [h["nfe_backward"] / h["nfe_forward"] for h in history if h["nfe_forward"]]
-    # "About half": we call a ratio of at most 0.75 closer to one half than to one.
+    # "About half": a ratio of at most 0.75 is closer to one half than to one.
     verdict = lambda ratio: "holds" if ratio <= 0.75 else "does not hold"  # noqa: E731
     lines += ["", f"Mean backward/forward NFE ratio over the sweep: {full:.2f} with the full norm "
               f"(the claim {verdict(full)}), {semi:.2f} with the seminorm (the claim "
@@ -471,85 +517,92 @@ def describe_backward_ratio(sweep, history, tol):
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
+def save_and_print(path, text, title):
+    """Write ``text`` to ``path`` (atomically) and print it under ``title``; returns the path."""
+    write_text_atomically(path, text + "\n")
+    print(f"\n{title}\n\n{text}")
+    return path
+
+
+# %% [markdown]
+# ## Running it
+#
+# `main` follows the cells: data, then each model's training, Figure 3, Table 1 (with the rows
+# of models trained by earlier commands in `--out`) and the NFE ratio.
+
+# %%
+
+
+def _steps_list(text):
+    return tuple(positive_int(piece) for piece in text.split(","))
 
 
 def parse_args(argv=None):
-    """Command-line options."""
+    """Command-line options; ``args.config`` is `DEFAULT` or `QUICK` with the options applied."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=MODELS + ("all",), default="odenet")
-    parser.add_argument("--channels", type=positive_int, default=32,
-                        help="feature maps C (the paper: 64; 32 trains 3-4x faster on a CPU)")
-    parser.add_argument("--epochs", type=positive_int, default=None, help="default 10 (quick: 2)")
-    parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help="default 32 (quick: 64)")
-    parser.add_argument("--lr", type=float, default=None, help="Adam's learning rate, "
-                        "divided by 10 for the last third of training (default 1e-2)")
-    parser.add_argument("--augment", type=int, default=2, metavar="PIXELS",
+    parser.add_argument("--channels", type=positive_int, help="feature maps C (default 32)")
+    parser.add_argument("--epochs", type=positive_int, help="default 10 (quick: 2)")
+    parser.add_argument("--batch-size", type=positive_int, help="default 32 (quick: 64)")
+    parser.add_argument("--lr", type=positive_float, help="Adam's learning rate, divided by "
+                        "10 for the last third of training (default 1e-2)")
+    parser.add_argument("--augment", type=nonnegative_int, metavar="PIXELS",
                         help="shift training images randomly by up to this many pixels "
-                        "(default 2; 0 turns augmentation off)")
-    parser.add_argument("--tol", type=float, default=1e-3, help="rtol = atol of the ODE block")
-    parser.add_argument("--seminorm", action="store_true",
+                        "(default 2; 0: no augmentation)")
+    parser.add_argument("--tol", type=positive_float,
+                        help="rtol = atol of the ODE block (default 1e-3)")
+    parser.add_argument("--seminorm", action="store_true", default=None,
                         help="adjoint error control on z and a only")
+    parser.add_argument("--memory-steps", type=_steps_list, help="rk4 step counts for the "
+                        "memory column (default 2,8,32; quick 2,4)")
+    parser.add_argument("--memory-batch", type=positive_int,
+                        help="batch size of the memory measurement (default 16; quick 4)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="a few hundred digits, 2 epochs")
+    parser.add_argument("--quick", action="store_true", help="256 digits, 2 epochs")
     parser.add_argument("--full", action="store_true", help="download the full 60k/10k MNIST")
     parser.add_argument("--out", type=Path, default=Path("results/mnist"))
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints")
     parser.add_argument("--skip-training", action="store_true",
                         help="load the checkpoints in --out; only measure, tabulate and plot")
-    parser.add_argument("--memory-steps", type=lambda s: [int(x) for x in s.split(",")],
-                        default=None, help="rk4 step counts for the memory column "
-                        "(default 2,8,32; quick 2,4)")
-    parser.add_argument("--memory-batch", type=positive_int, default=None,
-                        help="batch size of the memory measurement (default 16; quick 4)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument("--no-plots", action="store_true", help="skip Figure 3")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    quick_defaults = {"epochs": (10, 2), "batch_size": (32, 64), "lr": (1e-2, 1e-2),
-                      "memory_steps": ([2, 8, 32], [2, 4]), "memory_batch": (16, 4)}
-    for name, (default, quick) in quick_defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, quick if args.quick else default)
+    args = parser.parse_args(script_argv(argv))
+    overrides = {field.name: getattr(args, field.name) for field in fields(Config)
+                 if getattr(args, field.name, None) is not None}
+    args.config = replace(QUICK if args.quick else DEFAULT, **overrides)
     return args
 
 
 def main(argv=None):
-    """Train, measure, tabulate and plot; returns {"results", "memory", "sweep", "files"}."""
+    """Train, plot, measure and tabulate; returns {"results", "memory", "sweep", "files"}."""
     args = parse_args(argv)
+    config = args.config
     args.out.mkdir(parents=True, exist_ok=True)
-    data = load_data(full=args.full, quick=args.quick)
-    models = MODELS if args.model == "all" else (args.model,)
-    results, memory, trained = {}, {}, {}
-    for model in models:
-        trained[model], results[model] = trained_model(model, data, args)
-        if not args.no_memory:
-            memory[model] = memory_rows(model, trained[model], data, args)
-    # Rows of models trained by earlier commands (their result files) complete the table.
-    for model in MODELS:
-        saved = args.out / f"{model}_result.json"
-        if model not in results and saved.exists():
-            results[model] = json.loads(saved.read_text())
-    table = table1(results, memory, args)
-    (args.out / "table1.md").write_text(table + "\n")
-    print("\nTable 1 at our scale\n\n" + table)
+    data = load_data(config, full=args.full)
+    trained, results = {}, {}
+    for model in MODELS if args.model == "all" else (args.model,):
+        trained[model], results[model] = trained_model(model, data, config, args)
 
-    sweep, files = None, [args.out / "table1.md"]
+    sweep, files = None, []
     if "odenet" in trained and not args.no_plots:
-        tolerances = [1e-1, 1e-2] if args.quick else [1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4]
-        n = 16 if args.quick else 128
+        n = config.sweep_digits
         sweep = tolerance_sweep(trained["odenet"], backend.asarray(data[2][:n]),
-                                backend.asarray(data[3][:n]), tolerances)
+                                backend.asarray(data[3][:n]), config.sweep_tolerances)
         files += plot_figure3(sweep, results["odenet"]["history"], args.out)
-        ratio_text = describe_backward_ratio(sweep, results["odenet"]["history"], args.tol)
-        (args.out / "figure3_nfe.md").write_text(ratio_text + "\n")
-        files.append(args.out / "figure3_nfe.md")
-        print("\nFigure 3: backward vs forward NFE of the trained ODE-Net\n\n" + ratio_text)
+
+    memory = {} if args.no_memory else {
+        model: memory_rows(model, params, data, config) for model, params in trained.items()}
+    results = runs.collect_results(args.out, MODELS, results)
+    table = table1(results, memory, config)
+    files.append(save_and_print(args.out / "table1.md", table, "Table 1 at our scale"))
+    if sweep is not None:
+        ratio = describe_backward_ratio(sweep, results["odenet"]["history"], config.tol)
+        files.append(save_and_print(args.out / "figure3_nfe.md", ratio,
+                                    "Figure 3: backward vs forward NFE of the trained ODE-Net"))
     print("\nwrote " + ", ".join(str(f) for f in files))
     return {"results": results, "memory": memory, "sweep": sweep, "files": files}
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("MPLBACKEND", "Agg")
     main()

@@ -1,33 +1,107 @@
-"""Tutorial 1: learn the dynamics of a spiral with a Neural ODE (Chen et al. 2018, sec. 3-5).
+"""Tutorial 1: learn the dynamics of a spiral with a Neural ODE (Chen et al. 2018, sec. 2).
 
-We observe points of one trajectory z(t) of an unknown ODE dz/dt = f(z). A model f_theta is
-fitted so that odeint(f_theta, z(t_0), t) reproduces the observations; the gradient of the loss
-comes from the adjoint method (Algorithm 1) or from backprop through the solver.
+We observe one trajectory z(t) of an unknown ODE dz/dt = f(z) and fit a model f_theta so that
+odeint(f_theta, z(t_0), t) reproduces the observations; the gradient of the loss comes from the
+adjoint method (the paper's Algorithm 1) or from backprop through the solver. The paper has no
+table for this toy problem; the third experiment is torchdiffeq's ``examples/ode_demo.py`` task.
 
-Three experiments (``--experiment``):
-
-* linear: dz/dt = A z, the model is a 2x2 matrix; we can read off how close it gets to A.
-* mlp:    a field with two spiral regimes glued by a sigmoid, the model an MLP 2-16-16-2 (ELU).
-* cubic:  torchdiffeq's ``ode_demo.py`` task, dy/dt = (y**3) A, an MLP 2-50-2 (tanh) on y**3.
-
-Run ``python tutorials/spiral.py`` (all three, a few minutes on a laptop) and look at the PNGs
-and GIFs in ``results/spiral/``. ``--quick`` does a handful of iterations (a smoke test).
+Run ``python tutorials/spiral.py`` (all three experiments: about 3 minutes on one CPU core) and
+look at the PNGs and GIFs in ``results/spiral/``. ``--experiment NAME`` runs one of them,
+``--quick`` does 20 iterations (a smoke test of seconds), ``--resume`` continues from the
+checkpoints in ``--out``.
 """
+# %% [markdown]
+# # Learning the dynamics of a spiral
+#
+# Three experiments, each one trajectory of a known ODE observed at `n_points` times:
+#
+# * **linear**: dz/dt = A z; the model is a 2x2 matrix, so we can read off how close it gets to A.
+# * **mlp**: a field with two spiral regimes glued by a sigmoid; the model an MLP 2-16-16-2 (ELU).
+# * **cubic**: dy/dt = (y**3) A (torchdiffeq's `ode_demo.py`); an MLP 2-50-2 (tanh) on y**3.
+#
+# The model is trained on short windows of the trajectory: from each window's first observation
+# it solves the ODE over the window's times, and the loss compares that solution with the
+# window's observations.
+
+# %%
 import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import autograd
 import numpy as np
 from tqdm import tqdm
 
-from minode import SolverStats, backend, nn, odeint, ops, optim
-from minode.cli import positive_int
+from minode import SolverStats, backend, nn, odeint, ops, optim, plots, runs
+from minode.cli import positive_int, script_argv
+from minode.files import write_text_atomically
 
-# ---------------------------------------------------------------------------------------------
-# The true dynamics. Fields take a batch of states z of shape (batch, 2), as minode's models do.
+# %% [markdown]
+# ## Config
+#
+# An experiment names its true dynamics and its model (both defined below under its `name`)
+# and says how the data are made and how the model is trained.
 
+# %%
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One spiral task: its data, its model (both by ``name``) and its training."""
+
+    name: str
+    # data: z(t) from z0 at n_points times in [0, t_max], plus Gaussian noise of noise_std
+    z0: tuple
+    t_max: float
+    n_points: int
+    noise_std: float
+    # training
+    loss: str            # "squared" or "absolute" error, see LOSSES
+    optimizer: str       # "adam" or "rmsprop"
+    lr: float
+    iters: int
+    window: str          # "random-span": 1 to 5 time units; "fixed-10": 10 consecutive points
+    batch_size: int
+    halve_lr_every: int = None  # iterations; None keeps the learning rate constant
+
+
+EXPERIMENTS = {experiment.name: experiment for experiment in [
+    Experiment(name="linear", z0=(0.6, 0.3), t_max=6.29 * 5, n_points=200, noise_std=0.01,
+               loss="squared", optimizer="adam", lr=0.01, iters=800, window="random-span",
+               batch_size=16),
+    Experiment(name="mlp", z0=(0.6, 0.3), t_max=6.29 * 5, n_points=200, noise_std=0.01,
+               loss="squared", optimizer="adam", lr=0.01, halve_lr_every=250, iters=1000,
+               window="random-span", batch_size=16),
+    Experiment(name="cubic", z0=(2.0, 0.0), t_max=25.0, n_points=1000, noise_std=0.0,
+               loss="absolute", optimizer="rmsprop", lr=1e-3, iters=2000, window="fixed-10",
+               batch_size=20),
+]}
+
+
+@dataclass(frozen=True)
+class Solver:
+    """How the model's ODE is solved and differentiated during training."""
+
+    method: str = "dopri5"
+    grad: str = "adjoint"   # "adjoint": Algorithm 1; "backprop": through the solver's steps
+    rtol: float = 1e-7
+    atol: float = 1e-9
+
+
+QUICK_ITERS = 20
+CURRICULUM_ITERS = 400   # random-span windows reach their full length after this many
+CHECKPOINT_EVERY = 50    # iterations
+CHECK_SEED = 12345       # of the fixed batch of windows on which the fit is checked
+
+# %% [markdown]
+# ## Data
+#
+# The true fields take a batch of states z of shape (batch, 2), as minode's models do. The data
+# are one trajectory solved to rtol = atol = 1e-10, observed with noise.
+
+# %%
 LINEAR_A = np.array([[-0.1, -1.0], [1.0, -0.1]])
 REGIME_A = np.array([[-0.1, -0.5], [0.5, -0.1]])
 REGIME_B = np.array([[0.2, 1.0], [-1.0, 0.2]])
@@ -52,8 +126,58 @@ def cubic_field(z, t, params=None):
     return ops.matmul(z ** 3, CUBIC_A)
 
 
-# ---------------------------------------------------------------------------------------------
-# The models: an init function and a field with odeint's signature f(z, t, params).
+# experiment name -> (true field, its parameters)
+TRUE_DYNAMICS = {"linear": (linear_field, LINEAR_A), "mlp": (two_regime_field, None),
+                 "cubic": (cubic_field, None)}
+
+
+class Trajectory(NamedTuple):
+    """One trajectory: ``times`` (n,), the ``clean`` states and the ``observed`` ones (n, 2)."""
+
+    times: np.ndarray
+    clean: np.ndarray
+    observed: np.ndarray
+
+
+def make_data(experiment, rng):
+    """The experiment's true trajectory from z0, observed with noise drawn from ``rng``."""
+    field, field_params = TRUE_DYNAMICS[experiment.name]
+    times = np.linspace(0.0, experiment.t_max, experiment.n_points)
+    z0 = backend.asarray(np.array([experiment.z0]))
+    clean = backend.to_numpy(odeint(field, z0, backend.asarray(times), field_params,
+                                    rtol=1e-10, atol=1e-10))[:, 0]
+    observed = clean + experiment.noise_std * rng.normal(size=clean.shape)
+    return Trajectory(times, clean, observed)
+
+
+def sample_windows(experiment, data, rng, iteration):
+    """A batch of sub-trajectories sharing one relative time grid (the dynamics are autonomous).
+
+    Random-span windows cover 1 to 5 time units (at most 32 points), but the longest allowed
+    span grows from 1 to 5 over the first ``CURRICULUM_ITERS`` iterations: on short windows
+    z(t) ~ z0 + t f(z0) and the fit is nearly a regression, while a long window from a badly
+    initialised model (say, one that turns the wrong way) has a loss landscape with local minima.
+    Returns (z_start (batch, 2), t_window (n,), targets (n, batch, 2)).
+    """
+    times, observed = data.times, data.observed
+    if experiment.window == "fixed-10":
+        n = 10
+    else:
+        longest = 1.0 + 4.0 * min(1.0, iteration / CURRICULUM_ITERS)
+        n = int(min(32, max(2, round(rng.uniform(1.0, longest) / (times[1] - times[0])) + 1)))
+    starts = rng.choice(len(times) - n, size=experiment.batch_size, replace=False)
+    targets = np.stack([observed[starts + i] for i in range(n)])
+    return (backend.asarray(targets[0]), backend.asarray(times[:n] - times[0]),
+            backend.asarray(targets))
+
+
+# %% [markdown]
+# ## Model
+#
+# An init function and a field with odeint's signature f(z, t, params), per experiment.
+
+# %%
+
 
 def init_linear_model(rng):
     """A random 2x2 matrix, N(0, 1) / 2."""
@@ -82,152 +206,120 @@ def cubic_mlp_field(z, t, params):
     return nn.mlp(params, z ** 3, activation=ops.tanh)
 
 
-def mean_squared(prediction, target):
-    """Mean squared error."""
-    return ops.mean(ops.square(prediction - target))
+# experiment name -> (init(rng) -> params, field(z, t, params))
+MODELS = {"linear": (init_linear_model, linear_field), "mlp": (init_elu_mlp, elu_mlp_field),
+          "cubic": (init_cubic_model, cubic_mlp_field)}
 
 
-def mean_absolute(prediction, target):
-    """Mean absolute (L1) error."""
-    return ops.mean(ops.absolute(prediction - target))
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """One spiral task: its data recipe, its model and how it is trained."""
-
-    name: str
-    true_field: object
-    true_params: object
-    z0: tuple
-    t_max: float
-    n_points: int
-    noise_std: float
-    init_model: object
-    model_field: object
-    loss: object
-    make_optimizer: object
-    iters: int
-    window: str  # "random-span": 1 to 5 time units; "fixed-10": 10 consecutive points
-    batch_size: int
-
-
-EXPERIMENTS = {
-    "linear": Experiment("linear", linear_field, LINEAR_A, (0.6, 0.3), 6.29 * 5, 200, 0.01,
-                         init_linear_model, linear_field, mean_squared,
-                         lambda: optim.Adam(lr=0.01), 800, "random-span", 16),
-    "mlp": Experiment("mlp", two_regime_field, None, (0.6, 0.3), 6.29 * 5, 200, 0.01,
-                      init_elu_mlp, elu_mlp_field, mean_squared,
-                      lambda: optim.Adam(lr=optim.step_decay(0.01, 0.5, every=250)), 1000,
-                      "random-span", 16),
-    "cubic": Experiment("cubic", cubic_field, None, (2.0, 0.0), 25.0, 1000, 0.0,
-                        init_cubic_model, cubic_mlp_field, mean_absolute,
-                        lambda: optim.RMSprop(lr=1e-3), 2000, "fixed-10", 20),
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# Data: one trajectory, observed with noise.
-
-def make_data(experiment, rng):
-    """Times, the clean trajectory and noisy observations, each (n_points, 2) for states."""
-    times = np.linspace(0.0, experiment.t_max, experiment.n_points)
+def predict_trajectory(experiment, params, times, solver):
+    """The model's trajectory from z0 over ``times``, shape (len(times), 2)."""
+    field = MODELS[experiment.name][1]
     z0 = backend.asarray(np.array([experiment.z0]))
-    clean = backend.to_numpy(odeint(experiment.true_field, z0, backend.asarray(times),
-                                    experiment.true_params, rtol=1e-10, atol=1e-10))[:, 0]
-    observed = clean + experiment.noise_std * rng.normal(size=clean.shape)
-    return times, clean, observed
-
-
-CURRICULUM_ITERS = 400
-
-
-def sample_windows(experiment, times, observed, rng, iteration):
-    """A batch of sub-trajectories sharing one relative time grid (the dynamics are autonomous).
-
-    Random-span windows cover 1 to 5 time units, but the longest allowed span grows from 1 to 5
-    over the first ``CURRICULUM_ITERS`` iterations: on short windows z(t) ~ z0 + t f(z0) and the
-    fit is nearly a regression, while a long window from a badly initialised model (say, one
-    that turns the wrong way) has a loss landscape with local minima.
-    Returns (z_start (batch, 2), t_window (n,), targets (n, batch, 2)).
-    """
-    dt = times[1] - times[0]
-    if experiment.window == "fixed-10":
-        n = 10
-    else:  # at most 32 points
-        longest = 1.0 + 4.0 * min(1.0, iteration / CURRICULUM_ITERS)
-        n = int(min(32, max(2, round(rng.uniform(1.0, longest) / dt) + 1)))
-    starts = rng.choice(len(times) - n, size=experiment.batch_size, replace=False)
-    targets = np.stack([observed[starts + i] for i in range(n)])
-    return (backend.asarray(targets[0]), backend.asarray(times[:n] - times[0]),
-            backend.asarray(targets))
-
-
-# ---------------------------------------------------------------------------------------------
-# Training.
-
-def predict_trajectory(experiment, params, times, method):
-    """The model's trajectory from z0 over the whole time span, shape (n_points, 2)."""
-    z0 = backend.asarray(np.array([experiment.z0]))
-    ys = odeint(experiment.model_field, z0, backend.asarray(times), params, method=method,
-                rtol=1e-7, atol=1e-9)
+    ys = odeint(field, z0, backend.asarray(times), params, method=solver.method,
+                rtol=solver.rtol, atol=solver.atol)
     return backend.to_numpy(ys)[:, 0]
 
 
-@dataclass
-class TrainingRun:
-    """What training produced: parameters, per-iteration losses, GIF frames and counts."""
+# %% [markdown]
+# ## Loss
+#
+# The model's solution from each window's first observation, compared with the window.
 
-    params: object
-    losses: np.ndarray
-    snapshots: list
-    stats: SolverStats
-    iters: int
-    check_loss_before: float
-    check_loss_after: float
+# %%
 
 
-def train(experiment, data, args, rng):
-    """Fit the model to the observations; returns a `TrainingRun`.
+LOSSES = {"squared": ops.mean_squared_error, "absolute": ops.mean_absolute_error}
+LOSS_LABELS = {"squared": "mean squared error", "absolute": "mean absolute (L1) error"}
+
+
+def window_loss(params, experiment, z_start, t_window, targets, solver, stats=None):
+    """The loss of the model's solutions over a batch of windows (see `sample_windows`)."""
+    prediction = odeint(MODELS[experiment.name][1], z_start, t_window, params,
+                        method=solver.method, rtol=solver.rtol, atol=solver.atol,
+                        grad=solver.grad, stats=stats)
+    return LOSSES[experiment.loss](prediction, targets)
+
+
+loss_and_grad = autograd.value_and_grad(window_loss)
+
+# %% [markdown]
+# ## Training loop
+#
+# The whole training state is one pytree, checkpointed every `CHECKPOINT_EVERY` iterations
+# (`minode.runs`). The windows come from one generator carried through training; its state is
+# part of the checkpoint, so a resumed run draws the same windows as an uninterrupted one.
+
+# %%
+
+
+def make_optimizer(experiment):
+    """The experiment's optimizer, with its learning rate halved every ``halve_lr_every``."""
+    lr = experiment.lr
+    if experiment.halve_lr_every:
+        lr = optim.step_decay(lr, 0.5, every=experiment.halve_lr_every)
+    return {"adam": optim.Adam, "rmsprop": optim.RMSprop}[experiment.optimizer](lr=lr)
+
+
+def fresh_state(params, optimizer, rng, check_loss):
+    """The training state before the first iteration (``log`` holds what training records)."""
+    return {"step": 0, "params": params, "opt": optimizer.init(params),
+            "rng": rng.bit_generator.state,
+            "log": {"losses": [], "snapshots": [], "nfe_forward": 0, "nfe_backward": 0,
+                    "seconds": 0.0, "check_loss_before": check_loss}}
+
+
+def record_step(log, loss, stats, seconds):
+    """Add one iteration's loss, function evaluations and time to the log."""
+    log["losses"].append(float(loss))
+    log["nfe_forward"] += stats.forward.nfe
+    log["nfe_backward"] += stats.backward.nfe
+    log["seconds"] += seconds
+
+
+def train(experiment, data, params, rng, solver, checkpoint, *, iters, snapshot_every=None,
+          resume=False, quiet=False):
+    """Fit ``params`` to ``data`` for ``iters`` iterations; returns the final state.
 
     Besides the noisy per-batch losses, the loss on one fixed batch of windows (2 time units
-    long) is measured before and after training, a like-for-like check that the fit improved.
+    long) is logged before and after training, a like-for-like check that the fit improved.
+    With ``snapshot_every`` the learned trajectory is logged every so many iterations and at
+    the last one, for the training GIF. ``resume`` continues from ``checkpoint``'s file.
     """
-    times, _, observed = data
-    params = experiment.init_model(rng)
-    optimizer = experiment.make_optimizer()
-    opt_state = optimizer.init(params)
-    stats = SolverStats()
-    iters = args.iters or (20 if args.quick else experiment.iters)
-    snapshot_every = max(1, iters // 30)
-    losses, snapshots = [], []
-
-    def batch_loss(params, z_start, t_window, targets, stats=None):
-        prediction = odeint(experiment.model_field, z_start, t_window, params,
-                            method=args.method, rtol=1e-7, atol=1e-9, grad=args.grad,
-                            stats=stats)
-        return experiment.loss(prediction, targets)
-
-    check_batch = sample_windows(experiment, times, observed, np.random.default_rng(12345),
+    optimizer = make_optimizer(experiment)
+    check_batch = sample_windows(experiment, data, np.random.default_rng(CHECK_SEED),
                                  CURRICULUM_ITERS // 4)
-    check_loss_before = float(batch_loss(params, *check_batch))
-    loss_and_grad = autograd.value_and_grad(batch_loss)
-    progress = tqdm(range(iters), desc=f"{experiment.name:>6}", disable=args.quiet)
+    check_loss = float(window_loss(params, experiment, *check_batch, solver))
+    state = checkpoint.load_or(fresh_state(params, optimizer, rng, check_loss), resume)
+    rng.bit_generator.state = state["rng"]
+    stats, log = SolverStats(), state["log"]
+    progress = tqdm(range(state["step"], iters), initial=state["step"], total=iters,
+                    desc=f"{experiment.name:>6}", disable=quiet)
     for iteration in progress:
-        batch = sample_windows(experiment, times, observed, rng, iteration)
-        loss, grads = loss_and_grad(params, *batch, stats=stats)
-        params, opt_state = optimizer.update(params, grads, opt_state)
-        losses.append(float(loss))
+        start = time.perf_counter()
+        batch = sample_windows(experiment, data, rng, iteration)
+        stats.reset()
+        loss, grads = loss_and_grad(state["params"], experiment, *batch, solver, stats)
+        state["params"], state["opt"] = optimizer.update(state["params"], grads, state["opt"])
+        if snapshot_every and (iteration % snapshot_every == 0 or iteration == iters - 1):
+            log["snapshots"].append(
+                [iteration, predict_trajectory(experiment, state["params"], data.times, solver)])
+        record_step(log, loss, stats, time.perf_counter() - start)
         progress.set_postfix(loss=f"{float(loss):.4g}")
-        if not args.no_plots and (iteration % snapshot_every == 0 or iteration == iters - 1):
-            snapshots.append((iteration, predict_trajectory(experiment, params, times,
-                                                            args.method)))
-    return TrainingRun(params, np.array(losses), snapshots, stats, iters, check_loss_before,
-                       float(batch_loss(params, *check_batch)))
+        state["step"], state["rng"] = iteration + 1, rng.bit_generator.state
+        checkpoint.save_if_due(state, iters)
+    log["check_loss_after"] = float(window_loss(state["params"], experiment, *check_batch,
+                                                solver))
+    return state
 
 
-# ---------------------------------------------------------------------------------------------
-# Pictures.
+# %% [markdown]
+# ## Pictures
+#
+# The data with the learned trajectory, the true and the learned vector fields, the loss curve
+# and a GIF of the learned trajectory during training.
+
+# %%
+
 
 def field_on_grid(field, params, limits, n=21):
     """The vector field on an n x n grid covering ``limits`` ((x0, x1), (y0, y1))."""
@@ -246,104 +338,100 @@ def plot_limits(*trajectories, margin=0.25):
     return (low[0] - pad[0], high[0] + pad[0]), (low[1] - pad[1], high[1] + pad[1])
 
 
-def save_plots(experiment, data, params, losses, snapshots, out_dir):
-    """Phase portrait, vector fields, loss curve and the training GIF; returns the file names."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.animation import FuncAnimation, PillowWriter
-
-    times, clean, observed = data
-    learned = snapshots[-1][1]
-    limits = plot_limits(clean, observed)
-    name = experiment.name
-    files = []
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    points = ax.scatter(observed[:, 0], observed[:, 1], c=times, cmap="viridis", s=10,
+def plot_phase(name, data, learned, limits, out):
+    """Observations coloured by time, the true and the learned trajectory."""
+    fig, ax = plots.figure(figsize=(5.5, 5))
+    points = ax.scatter(data.observed[:, 0], data.observed[:, 1], c=data.times, s=10,
                         label="observations")
-    ax.plot(clean[:, 0], clean[:, 1], "k--", lw=1, label="true trajectory")
+    ax.plot(data.clean[:, 0], data.clean[:, 1], "k--", lw=1, label="true trajectory")
     ax.plot(learned[:, 0], learned[:, 1], color="crimson", lw=2, label="Neural ODE")
     fig.colorbar(points, ax=ax, label="time")
     ax.set(title=f"{name}: data and learned trajectory", xlabel="z1", ylabel="z2",
            xlim=limits[0], ylim=limits[1])
-    ax.legend(loc="best", fontsize=8)
-    files.append(_save(fig, out_dir / f"{name}_phase.png"))
+    ax.legend(loc="best")
+    return plots.save_png(fig, out / f"{name}_phase.png")
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharex=True, sharey=True)
+
+def plot_fields(name, data, params, learned, limits, out):
+    """Streamlines of the true and the learned field, each with its trajectory."""
+    (true_field, true_params), model_field = TRUE_DYNAMICS[name], MODELS[name][1]
+    fig, axes = plots.figure(1, 2, figsize=(10, 4.5), sharex=True, sharey=True)
     for ax, (title, field, field_params, path) in zip(axes, [
-            ("true field", experiment.true_field, experiment.true_params, clean),
-            ("learned field", experiment.model_field, params, learned)]):
+            ("true field", true_field, true_params, data.clean),
+            ("learned field", model_field, params, learned)]):
         gx, gy, u, v = field_on_grid(field, field_params, limits)
         ax.streamplot(gx, gy, u, v, color=np.hypot(u, v), cmap="Greys", density=1.2)
         ax.plot(path[:, 0], path[:, 1], color="crimson", lw=1.5)
         ax.set(title=f"{name}: {title}", xlabel="z1", xlim=limits[0], ylim=limits[1])
     axes[0].set_ylabel("z2")
-    files.append(_save(fig, out_dir / f"{name}_field.png"))
+    return plots.save_png(fig, out / f"{name}_field.png")
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+
+def plot_loss(experiment, losses, out):
+    """The per-batch training loss and its moving average."""
+    fig, ax = plots.figure(figsize=(5.5, 3.5))
     ax.semilogy(losses, lw=0.8, alpha=0.5, label="batch loss")
     window = max(1, len(losses) // 50)
     ax.semilogy(np.convolve(losses, np.ones(window) / window, mode="valid"), lw=2,
                 label=f"moving average ({window})")
-    ax.set(title=f"{name}: training loss", xlabel="iteration", ylabel=experiment.loss.__doc__.rstrip("."))
-    ax.legend(fontsize=8)
-    files.append(_save(fig, out_dir / f"{name}_loss.png"))
+    ax.set(title=f"{experiment.name}: training loss", xlabel="iteration",
+           ylabel=LOSS_LABELS[experiment.loss])
+    ax.legend()
+    return plots.save_png(fig, out / f"{experiment.name}_loss.png")
 
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(observed[:, 0], observed[:, 1], c=times, cmap="viridis", s=8)
+
+def plot_training_gif(name, data, snapshots, limits, out):
+    """The learned trajectory at each snapshot of training, over the observations."""
+    fig, ax = plots.figure(figsize=(5, 5))
+    ax.scatter(data.observed[:, 0], data.observed[:, 1], c=data.times, s=8)
     line, = ax.plot([], [], color="crimson", lw=2)
     ax.set(xlim=limits[0], ylim=limits[1], xlabel="z1", ylabel="z2")
 
-    def draw(frame):
-        iteration, trajectory = snapshots[frame]
+    def draw(snapshot):
+        iteration, trajectory = snapshot[0], backend.to_numpy(snapshot[1])
         line.set_data(trajectory[:, 0], trajectory[:, 1])
         ax.set_title(f"{name}: iteration {iteration + 1}")
-        return line,
 
-    animation = FuncAnimation(fig, draw, frames=len(snapshots), blit=False)
-    gif_path = out_dir / f"{name}_training.gif"
-    animation.save(gif_path, writer=PillowWriter(fps=6))
-    plt.close(fig)
-    files.append(gif_path)
-    return files
+    return plots.save_gif(fig, out / f"{name}_training.gif", draw, snapshots, fps=6)
 
 
-def _save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return path
+def save_pictures(experiment, data, state, learned, out):
+    """Every picture of one experiment; returns their paths."""
+    limits = plot_limits(data.clean, data.observed)
+    name, log = experiment.name, state["log"]
+    return [plot_phase(name, data, learned, limits, out),
+            plot_fields(name, data, state["params"], learned, limits, out),
+            plot_loss(experiment, np.array(log["losses"]), out),
+            plot_training_gif(name, data, log["snapshots"], limits, out)]
 
 
-# ---------------------------------------------------------------------------------------------
+# %% [markdown]
+# ## Numbers
+#
+# The training loss at the start and the end, the loss on the fixed check batch before and after,
+# how far the learned trajectory is from the true one over the whole time span, and the function
+# evaluations per iteration of the forward solve and of the adjoint solve. For the linear
+# experiment, the learned matrix next to the true one.
 
-def run_experiment(experiment, args):
-    """Data, training, evaluation and pictures for one experiment; returns its numbers."""
-    rng = np.random.default_rng(args.seed)
-    data = make_data(experiment, rng)
-    start = time.perf_counter()
-    run = train(experiment, data, args, rng)
-    seconds = time.perf_counter() - start
-    times, clean, _ = data
-    learned = predict_trajectory(experiment, run.params, times, args.method)
-    tenth = max(1, run.iters // 10)
-    result = {
-        "experiment": experiment.name, "iters": run.iters, "seconds": seconds,
-        "first_loss": float(np.mean(run.losses[:tenth])),
-        "final_loss": float(np.mean(run.losses[-tenth:])),
-        "check_loss_before": run.check_loss_before, "check_loss_after": run.check_loss_after,
-        "rmse": float(np.sqrt(np.mean((learned - clean) ** 2))),
-        "nfe_forward": run.stats.forward.nfe / run.iters,
-        "nfe_backward": run.stats.backward.nfe / run.iters,
-        "params": run.params,
-    }
+# %%
+
+
+def summarize(experiment, state, data, learned):
+    """The numbers of one trained experiment (a JSON-ready dict)."""
+    log, iters = state["log"], state["step"]
+    tenth = max(1, iters // 10)
+    result = {"experiment": experiment.name, "iters": iters, "seconds": log["seconds"],
+              "first_loss": float(np.mean(log["losses"][:tenth])),
+              "final_loss": float(np.mean(log["losses"][-tenth:])),
+              "check_loss_before": log["check_loss_before"],
+              "check_loss_after": log["check_loss_after"],
+              "rmse": float(np.sqrt(np.mean((learned - data.clean) ** 2))),
+              "nfe_forward": log["nfe_forward"] / iters,
+              "nfe_backward": log["nfe_backward"] / iters}
     if experiment.name == "linear":
-        result["max_abs_error_A"] = float(np.abs(backend.to_numpy(run.params) - LINEAR_A).max())
-    if not args.no_plots:
-        result["files"] = save_plots(experiment, data, run.params, run.losses, run.snapshots,
-                                     args.out)
+        learned_a = backend.to_numpy(state["params"])
+        result["learned_A"] = learned_a.tolist()
+        result["max_abs_error_A"] = float(np.abs(learned_a - LINEAR_A).max())
     return result
 
 
@@ -358,39 +446,89 @@ def report(result):
     print(f"function evaluations per iteration: forward {result['nfe_forward']:.1f}, "
           f"backward {result['nfe_backward']:.1f}")
     if "max_abs_error_A" in result:
-        print("learned A:\n", np.round(backend.to_numpy(result["params"]), 4))
+        print("learned A:\n", np.round(np.array(result["learned_A"]), 4))
         print("true A:\n", LINEAR_A)
         print(f"max |A_learned - A_true| = {result['max_abs_error_A']:.4f}")
     for path in result.get("files", []):
         print(f"  wrote {path}")
 
 
+def results_table(results):
+    """Every experiment's numbers as a Markdown table, with the command that produced each."""
+    lines = ["| Experiment | Iterations | Check loss before -> after | RMSE | NFE forward / "
+             "backward per iteration | max abs error of A |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        error_a = f"{r['max_abs_error_A']:.4f}" if "max_abs_error_A" in r else "-"
+        lines.append(f"| {name} | {r['iters']} | {r['check_loss_before']:.4g} -> "
+                     f"{r['check_loss_after']:.4g} | {r['rmse']:.4f} | {r['nfe_forward']:.1f} / "
+                     f"{r['nfe_backward']:.1f} | {error_a} |")
+    lines += ["", "Commands:"] + [f"- {name}: `{r['command']}`" for name, r in results.items()]
+    return "\n".join(lines)
+
+
+# %% [markdown]
+# ## Running it
+#
+# `main` runs the cells above in order for each chosen experiment: data, model, training,
+# pictures, numbers; then the table of every experiment run so far in `--out`.
+
+# %%
+
+
 def parse_args(argv=None):
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--experiment", choices=["linear", "mlp", "cubic", "all"], default="all")
+    parser.add_argument("--experiment", choices=list(EXPERIMENTS) + ["all"], default="all")
     parser.add_argument("--iters", type=positive_int, default=None,
-                        help="training iterations (default: per experiment)")
+                        help=f"training iterations (default: per experiment; quick: "
+                        f"{QUICK_ITERS})")
     parser.add_argument("--method", default="dopri5", help="an adaptive minode solver")
     parser.add_argument("--grad", choices=["adjoint", "backprop"], default="adjoint")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="20 iterations, a smoke test")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_ITERS} iterations, a smoke test")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the checkpoints in --out")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--out", type=Path, default=Path("results/spiral"))
-    return parser.parse_args(argv)
+    return parser.parse_args(script_argv(argv))
+
+
+def run_experiment(experiment, args):
+    """Data, model, training, pictures and numbers of one experiment; returns its numbers."""
+    rng = np.random.default_rng(args.seed)
+    data = make_data(experiment, rng)
+    params = MODELS[experiment.name][0](rng)
+    solver = Solver(method=args.method, grad=args.grad)
+    iters = args.iters or (QUICK_ITERS if args.quick else experiment.iters)
+    checkpoint = runs.Checkpoint(args.out / f"{experiment.name}_checkpoint.npz",
+                                 every=CHECKPOINT_EVERY)
+    state = train(experiment, data, params, rng, solver, checkpoint, iters=iters,
+                  snapshot_every=None if args.no_plots else max(1, iters // 30),
+                  resume=args.resume, quiet=args.quiet)
+    learned = predict_trajectory(experiment, state["params"], data.times, solver)
+    result = summarize(experiment, state, data, learned)
+    runs.write_result(args.out, experiment.name, result)
+    if not args.no_plots:
+        result["files"] = save_pictures(experiment, data, state, learned, args.out)
+    return result
 
 
 def main(argv=None):
-    """Run the chosen experiments; returns their results (used by the tests)."""
+    """Run the chosen experiments; returns their numbers (used by the tests)."""
     args = parse_args(argv)
-    if not args.no_plots:
-        args.out.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     results = []
     for name in names:
         results.append(run_experiment(EXPERIMENTS[name], args))
         report(results[-1])
+    # the result files, this run's and those earlier commands left in --out
+    table = results_table(runs.collect_results(args.out, EXPERIMENTS, {}))
+    path = args.out / "table.md"
+    write_text_atomically(path, table + "\n")
+    print(f"\n{table}\n\nwrote {path}")
     return results
 
 

@@ -4,13 +4,14 @@ Import as ``from minode import ops`` and write models with ``ops.tanh``, ``ops.m
 they run on NumPy and CuPy alike. Arithmetic operators on traced arrays work too.
 """
 from minode.ops.conv import avg_pool2d, col2im, conv2d, global_avg_pool, im2col
-from minode.ops.elementwise import (absolute, add, astype, divide, elu, exp, log, multiply,
-                                    negative, power, relu, sigmoid, softplus, sqrt, square,
-                                    subtract, tanh, where)
+from minode.ops.elementwise import (absolute, add, astype, cos, divide, elu, exp, log,
+                                    multiply, negative, power, relu, sigmoid, sin, softplus,
+                                    sqrt, square, subtract, tanh, where)
 from minode.ops.linalg import matmul
 from minode.ops.losses import (cross_entropy, gaussian_log_likelihood,
-                               kl_diag_gaussian_to_standard, log_softmax, mean_squared_error)
+                               kl_diag_gaussian_to_standard, log_softmax, mean_absolute_error,
+                               mean_squared_error)
 from minode.ops.norm import group_norm
 from minode.ops.reductions import logsumexp, mean, sum
 from minode.ops.shapes import (concatenate, getitem, ravel, reshape, stack, swapaxes,
-                               transpose)
+                               transpose, window)

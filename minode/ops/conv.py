@@ -12,12 +12,16 @@ and the gradients are the two matrix-product VJPs plus the adjoint of the copy:
     grad_W    = grad_out cols^T   (the weight gradient),
     grad_cols = W^T grad_out,  grad_x = col2im(grad_cols)   (each patch entry is added back to
                                                             the pixel it was copied from).
+
+im2col and col2im are each other's VJP, and the VJPs of conv2d are built from them and matrix
+products, so gradients of every order are convolutions again.
 """
 from autograd.extend import defvjp, defvjp_argnums, primitive
 
 from minode import backend
+from minode.ops.linalg import matmul
 from minode.ops.reductions import mean
-from minode.ops.shapes import getitem, reshape
+from minode.ops.shapes import getitem, reshape, transpose
 
 
 def _output_size(size, kernel, stride, padding):
@@ -53,11 +57,13 @@ def im2col(x, kernel_size, stride=1, padding=0):
     return xp.reshape(cols, (c * kh * kw, h_out * w_out * n))
 
 
+@primitive
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
     """The adjoint of `im2col`: add every column entry back onto the pixel it was copied from.
 
-    Overlapping patches share pixels, so their contributions accumulate; entries that came from
-    the zero padding are dropped. Returns an array of shape ``x_shape`` (N, C, H, W).
+    ``cols`` has the shape `im2col` returns for an input of ``x_shape``. Overlapping patches
+    share pixels, so their contributions accumulate; entries that came from the zero padding
+    are dropped. Returns an array of shape ``x_shape`` (N, C, H, W).
     """
     xp = backend.xp
     kh, kw = kernel_size
@@ -74,11 +80,13 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
 
 defvjp(im2col, lambda result, x, kernel_size, stride=1, padding=0: lambda grad_out: col2im(
     grad_out, x.shape, kernel_size, stride, padding))
+defvjp(col2im, lambda result, cols, x_shape, kernel_size, stride=1, padding=0:
+       lambda grad_out: reshape(im2col(grad_out, kernel_size, stride, padding), cols.shape))
 
 
 def _filter_matrix(w):
     """``w`` (C_out, C, kh, kw) as the (C_out, C*kh*kw) matrix W."""
-    return backend.xp.reshape(w, (w.shape[0], -1))
+    return reshape(w, (w.shape[0], -1))
 
 
 @primitive
@@ -115,18 +123,17 @@ def _conv2d_vjp(argnums, result, args, kwargs):
 
 
 def _conv2d_vjp_of(argnums, x, w, stride=1, padding=0):
-    xp = backend.xp
     kernel_size = w.shape[2:]
 
     def vjp(grad_out):
-        grad_matrix = xp.reshape(xp.transpose(grad_out, (1, 2, 3, 0)), (grad_out.shape[1], -1))
+        grad_matrix = reshape(transpose(grad_out, (1, 2, 3, 0)), (grad_out.shape[1], -1))
         grads = []
         if 0 in argnums:
-            grad_cols = xp.matmul(_filter_matrix(w).T, grad_matrix)
+            grad_cols = matmul(transpose(_filter_matrix(w)), grad_matrix)
             grads.append(col2im(grad_cols, x.shape, kernel_size, stride, padding))
         if 1 in argnums:
             cols = im2col(x, kernel_size, stride, padding)
-            grads.append(xp.reshape(xp.matmul(cols, grad_matrix.T).T, w.shape))
+            grads.append(reshape(transpose(matmul(cols, transpose(grad_matrix))), w.shape))
         return tuple(grads)
     return vjp
 

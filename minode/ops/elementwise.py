@@ -1,10 +1,13 @@
 """Elementwise primitives and their VJPs.
 
 Each function is an autograd ``primitive``: autograd records the call, and the ``defvjp`` next to
-it says how a gradient of the output (``grad_out``) becomes a gradient of each input. Everything
-is computed with ``backend.xp`` so the same rule serves NumPy and CuPy.
+it says how a gradient of the output (``grad_out``) becomes a gradient of each input. Forward
+passes compute with ``backend.xp``, so the same rule serves NumPy and CuPy. The VJPs are written
+with Python operators and minode's primitives (never ``backend.xp`` on a value autograd may
+trace), so autograd can trace them too: each VJP is differentiable again, to every order.
 """
 from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
 
 from minode import backend
 from minode.ops.broadcasting import unbroadcast
@@ -71,14 +74,13 @@ def power(x, exponent):
 
 def _power_grad_exponent(result, x, exponent):
     # d(x^p)/dp = x^p log x, defined for x > 0; elsewhere the gradient is taken as 0.
-    xp = backend.xp
-    safe_log = xp.log(xp.where(x > 0, x, 1))
+    safe_log = log(where(x > 0, x, 1))
     return lambda grad_out: unbroadcast(grad_out * result * safe_log, exponent)
 
 
 defvjp(power,
        lambda result, x, exponent: lambda grad_out: unbroadcast(
-           grad_out * exponent * backend.xp.power(x, exponent - 1), x),
+           grad_out * exponent * power(x, exponent - 1), x),
        _power_grad_exponent)
 
 
@@ -106,7 +108,8 @@ def absolute(x):
     return backend.xp.abs(x)
 
 
-defvjp(absolute, lambda result, x: lambda grad_out: grad_out * backend.xp.sign(x))
+# The sign is piecewise constant: its own derivative is 0, so it is taken of the untraced value.
+defvjp(absolute, lambda result, x: lambda grad_out: grad_out * backend.xp.sign(getval(x)))
 
 
 @primitive
@@ -125,6 +128,23 @@ def log(x):
 
 
 defvjp(log, lambda result, x: lambda grad_out: grad_out / x)
+
+
+@primitive
+def sin(x):
+    """Sine."""
+    return backend.xp.sin(x)
+
+
+@primitive
+def cos(x):
+    """Cosine."""
+    return backend.xp.cos(x)
+
+
+# Written with the primitives themselves, so that these VJPs can be differentiated again.
+defvjp(sin, lambda result, x: lambda grad_out: multiply(grad_out, cos(x)))
+defvjp(cos, lambda result, x: lambda grad_out: negative(multiply(grad_out, sin(x))))
 
 
 @primitive
@@ -161,7 +181,7 @@ def elu(x):
     return xp.where(x > 0, x, xp.expm1(xp.minimum(x, 0)))
 
 
-defvjp(elu, lambda result, x: lambda grad_out: grad_out * backend.xp.where(x > 0, 1, result + 1))
+defvjp(elu, lambda result, x: lambda grad_out: grad_out * where(x > 0, 1, result + 1))
 
 
 @primitive
@@ -181,9 +201,9 @@ def where(condition, x, y):
 
 defvjp(where, None,
        lambda result, condition, x, y: lambda grad_out: unbroadcast(
-           backend.xp.where(condition, grad_out, 0), x),
+           where(condition, grad_out, 0), x),
        lambda result, condition, x, y: lambda grad_out: unbroadcast(
-           backend.xp.where(condition, 0, grad_out), y))
+           where(condition, 0, grad_out), y))
 
 
 @primitive
@@ -192,4 +212,4 @@ def astype(x, dtype):
     return x.astype(dtype)
 
 
-defvjp(astype, lambda result, x, dtype: lambda grad_out: grad_out.astype(x.dtype))
+defvjp(astype, lambda result, x, dtype: lambda grad_out: astype(grad_out, x.dtype))

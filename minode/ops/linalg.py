@@ -1,4 +1,8 @@
-"""Matrix multiplication and its VJP: for C = A B, dA = dC B^T and dB = A^T dC."""
+"""Matrix multiplication and its VJP: for C = A B, dA = dC B^T and dB = A^T dC.
+
+The primitive multiplies op(A) op(B), where op transposes the last two axes where asked (as
+BLAS's gemm does), so each VJP is one such product and the VJP of a VJP is one again.
+"""
 from autograd.extend import defvjp, primitive
 
 from minode import backend
@@ -7,18 +11,28 @@ from minode.ops.shapes import reshape
 
 
 @primitive
-def _matmul(a, b):
-    return backend.xp.matmul(a, b)
+def _matmul(a, b, transpose_a=False, transpose_b=False):
+    """op(a) @ op(b), batched over leading axes; op swaps the last two axes where asked."""
+    xp = backend.xp
+    return xp.matmul(xp.swapaxes(a, -1, -2) if transpose_a else a,
+                     xp.swapaxes(b, -1, -2) if transpose_b else b)
 
 
-def _t(x):
-    """Swap the last two axes (the matrix transpose of a batch)."""
-    return backend.xp.swapaxes(x, -1, -2)
+def _matmul_grad_a(result, a, b, transpose_a=False, transpose_b=False):
+    # d op(A) = dC op(B)^T; when A enters transposed, dA is the transpose of that: op(B) dC^T.
+    if transpose_a:
+        return lambda grad_out: unbroadcast(_matmul(b, grad_out, transpose_b, True), a)
+    return lambda grad_out: unbroadcast(_matmul(grad_out, b, False, not transpose_b), a)
 
 
-defvjp(_matmul,
-       lambda result, a, b: lambda grad_out: unbroadcast(backend.xp.matmul(grad_out, _t(b)), a),
-       lambda result, a, b: lambda grad_out: unbroadcast(backend.xp.matmul(_t(a), grad_out), b))
+def _matmul_grad_b(result, a, b, transpose_a=False, transpose_b=False):
+    # d op(B) = op(A)^T dC; when B enters transposed, dB is the transpose of that: dC^T op(A).
+    if transpose_b:
+        return lambda grad_out: unbroadcast(_matmul(grad_out, a, True, transpose_a), b)
+    return lambda grad_out: unbroadcast(_matmul(a, grad_out, not transpose_a, False), b)
+
+
+defvjp(_matmul, _matmul_grad_a, _matmul_grad_b)
 
 
 def matmul(a, b):

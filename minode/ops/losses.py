@@ -6,7 +6,8 @@ import math
 
 from minode import backend
 from minode.ops.broadcasting import shape_of
-from minode.ops.elementwise import add, divide, exp, multiply, negative, square, subtract
+from minode.ops.elementwise import (absolute, add, divide, exp, multiply, negative, square,
+                                    subtract)
 from minode.ops.reductions import logsumexp, mean, sum
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -42,10 +43,20 @@ def cross_entropy(logits, labels):
 
 def mean_squared_error(pred, target):
     """``mean((pred - target)**2)`` over all entries; ``pred`` and ``target`` have one shape."""
-    if shape_of(pred) != shape_of(target):
-        raise ValueError(f"mean_squared_error: target has shape {shape_of(target)} but pred has "
-                         f"{shape_of(pred)}")
+    _check_same_shape(pred, target, "mean_squared_error")
     return mean(square(subtract(pred, target)))
+
+
+def mean_absolute_error(pred, target):
+    """``mean(|pred - target|)`` over all entries (the L1 loss); one shape for both."""
+    _check_same_shape(pred, target, "mean_absolute_error")
+    return mean(absolute(subtract(pred, target)))
+
+
+def _check_same_shape(pred, target, function_name):
+    if shape_of(pred) != shape_of(target):
+        raise ValueError(f"{function_name}: target has shape {shape_of(target)} but pred has "
+                         f"{shape_of(pred)}")
 
 
 def gaussian_log_likelihood(x, mean, log_var):

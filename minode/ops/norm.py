@@ -12,6 +12,9 @@ scale and shift are applied by `minode.nn.group_norm` with broadcasting multiply
 from autograd.extend import defvjp, primitive
 
 from minode import backend
+from minode.ops.elementwise import sqrt, square
+from minode.ops.reductions import mean
+from minode.ops.shapes import reshape
 
 
 def _grouped_shape(x_shape, groups):
@@ -38,17 +41,18 @@ def _group_norm_vjp(result, x, groups, eps=1e-5):
     # With xhat = (x - mean) / std over a group of m entries, the chain rule through the mean
     # and the variance gives, per group (means over the group's m entries):
     #     grad_x = (grad_out - mean(grad_out) - xhat * mean(grad_out * xhat)) / std.
+    # Written with minode's primitives, so that it is differentiable again.
+    grouped_shape = _grouped_shape(x.shape, groups)
+    xhat = reshape(result, grouped_shape)
+    grouped = reshape(x, grouped_shape)
+    centered = grouped - mean(grouped, axis=-1, keepdims=True)
+    inverse_std = 1 / sqrt(mean(square(centered), axis=-1, keepdims=True) + eps)
+
     def vjp(grad_out):
-        xp = backend.xp
-        grouped_shape = _grouped_shape(x.shape, groups)
-        xhat = xp.reshape(result, grouped_shape)
-        grad = xp.reshape(grad_out, grouped_shape)
-        inverse_std = 1 / xp.sqrt(
-            xp.var(xp.reshape(x, grouped_shape), axis=-1, keepdims=True) + eps)
-        grad_x = grad - xp.mean(grad, axis=-1, keepdims=True)
-        grad_x -= xhat * xp.mean(grad * xhat, axis=-1, keepdims=True)
-        grad_x *= inverse_std
-        return xp.reshape(grad_x, x.shape)
+        grad = reshape(grad_out, grouped_shape)
+        grad_x = (grad - mean(grad, axis=-1, keepdims=True)
+                  - xhat * mean(grad * xhat, axis=-1, keepdims=True)) * inverse_std
+        return reshape(grad_x, x.shape)
     return vjp
 
 

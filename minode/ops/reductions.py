@@ -1,7 +1,11 @@
-"""Reductions (sum, mean) and their VJPs: the gradient is spread back over the reduced axes."""
+"""Reductions (sum, mean, logsumexp) and their VJPs: the gradient is spread back over the reduced
+axes with `broadcast_to`, whose own VJP is a sum again."""
 from autograd.extend import defvjp, primitive
 
 from minode import backend
+from minode.ops.broadcasting import broadcast_to
+from minode.ops.elementwise import exp
+from minode.ops.shapes import reshape
 
 
 def _normalized_axes(axis, ndim):
@@ -11,13 +15,17 @@ def _normalized_axes(axis, ndim):
     return tuple(a % ndim for a in axes)
 
 
+def _kept_dims(reduced, x, axis, keepdims):
+    """A reduction's result with its reduced axes back in place as size 1 (as ``keepdims``)."""
+    if keepdims:
+        return reduced
+    axes = _normalized_axes(axis, x.ndim)
+    return reshape(reduced, tuple(1 if a in axes else n for a, n in enumerate(x.shape)))
+
+
 def _spread_back(grad_out, x, axis, keepdims):
     """Broadcast a reduced gradient back to ``x``'s shape."""
-    xp = backend.xp
-    if not keepdims:
-        grad_out = xp.reshape(grad_out, [1 if a in _normalized_axes(axis, x.ndim) else n
-                                         for a, n in enumerate(x.shape)])
-    return xp.broadcast_to(grad_out, x.shape)
+    return broadcast_to(_kept_dims(grad_out, x, axis, keepdims), x.shape)
 
 
 @primitive
@@ -56,13 +64,9 @@ def logsumexp(x, axis=-1, keepdims=False):
 
 
 def _logsumexp_vjp(result, x, axis=-1, keepdims=False):
-    # d logsumexp / dx = softmax(x) along the axis.
-    xp = backend.xp
-
-    def restore(reduced):  # the reduced axis back in place (a 0-d total broadcasts as it is)
-        return reduced if keepdims or axis is None else xp.expand_dims(reduced, axis)
-    softmax = xp.exp(x - restore(result))
-    return lambda grad_out: softmax * restore(grad_out)
+    # d logsumexp / dx = softmax(x) = exp(x - logsumexp(x)) along the axis.
+    softmax = exp(x - _kept_dims(result, x, axis, keepdims))
+    return lambda grad_out: softmax * _kept_dims(grad_out, x, axis, keepdims)
 
 
 defvjp(logsumexp, _logsumexp_vjp)

@@ -1,6 +1,8 @@
-"""Shape primitives (reshape, transpose, indexing, concatenate, stack) and their VJPs.
+"""Shape primitives (reshape, transpose, indexing, window, concatenate, stack) and their VJPs.
 
-These move numbers around without changing them, so each VJP moves the gradient back.
+These move numbers around without changing them, so each VJP moves the gradient back, with
+these same primitives (indexing and `_scatter` are each other's VJP, as are `window` and
+`_embed`), so that gradients of every order are traced.
 """
 from autograd.extend import defvjp, defvjp_argnum, primitive
 
@@ -13,7 +15,7 @@ def reshape(x, shape):
     return backend.xp.reshape(x, shape)
 
 
-defvjp(reshape, lambda result, x, shape: lambda grad_out: backend.xp.reshape(grad_out, x.shape))
+defvjp(reshape, lambda result, x, shape: lambda grad_out: reshape(grad_out, x.shape))
 
 
 def ravel(x):
@@ -29,7 +31,7 @@ def transpose(x, axes=None):
 
 def _transpose_vjp(result, x, axes=None):
     inverse = None if axes is None else tuple(sorted(range(len(axes)), key=axes.__getitem__))
-    return lambda grad_out: backend.xp.transpose(grad_out, inverse)
+    return lambda grad_out: transpose(grad_out, inverse)
 
 
 defvjp(transpose, _transpose_vjp)
@@ -54,18 +56,48 @@ def getitem(x, index):
     return x[index]
 
 
-def _getitem_vjp(result, x, index):
-    def vjp(grad_out):
-        grad_x = backend.xp.zeros(x.shape, dtype=grad_out.dtype)
-        if _is_basic_index(index):
-            grad_x[index] = grad_out
-        else:  # an integer array may select an entry twice: accumulate, do not overwrite
-            backend.xp.add.at(grad_x, index, grad_out)
-        return grad_x
-    return vjp
+@primitive
+def _scatter(values, index, shape):
+    """Zeros of ``shape`` with ``values`` placed at ``index``: the adjoint of ``x[index]``."""
+    xp = backend.xp
+    result = xp.zeros(shape, dtype=values.dtype)
+    if _is_basic_index(index):
+        result[index] = values
+    else:  # an integer array may select an entry twice: accumulate, do not overwrite
+        xp.add.at(result, index, values)
+    return result
 
 
-defvjp(getitem, _getitem_vjp)
+defvjp(getitem, lambda result, x, index: lambda grad_out: _scatter(grad_out, index, x.shape))
+defvjp(_scatter, lambda result, values, index, shape: lambda grad_out: getitem(grad_out, index))
+
+
+@primitive
+def window(vector, start, shape):
+    """``vector[start:start + size]`` as an array of ``shape`` (``size`` entries): one piece of a
+    1-D array, such as a leaf of a flattened pytree (`minode.tree.flatten`).
+
+    One primitive where ``reshape(getitem(...))`` would be two: the adjoint's backward pass
+    unflattens the parameters at every evaluation, and each traced primitive costs time.
+    """
+    size = 1
+    for n in shape:
+        size *= n
+    return backend.xp.reshape(vector[start:start + size], shape)
+
+
+@primitive
+def _embed(piece, start, length):
+    """A 1-D array of ``length`` zeros with ``piece``'s entries at ``start``: `window`'s adjoint."""
+    result = backend.xp.zeros(length, dtype=piece.dtype)
+    result[start:start + piece.size] = backend.xp.reshape(piece, (-1,))
+    return result
+
+
+defvjp(window, lambda result, vector, start, shape: lambda grad_out: _embed(
+    grad_out, start, vector.shape[0]))
+defvjp(_embed, lambda result, piece, start, length: lambda grad_out: window(
+    grad_out, start, piece.shape))
 
 
 @primitive
@@ -82,7 +114,7 @@ def _concatenate_vjp(argnum, result, args, kwargs):
     stop = start + arrays[argnum - 1].shape[axis]
     index = [slice(None)] * result.ndim
     index[axis] = slice(start, stop)
-    return lambda grad_out: grad_out[tuple(index)]
+    return lambda grad_out: getitem(grad_out, tuple(index))
 
 
 defvjp_argnum(_concatenate, _concatenate_vjp)
@@ -102,7 +134,7 @@ def _stack(axis, *arrays):
 
 
 defvjp_argnum(_stack, lambda argnum, result, args, kwargs: lambda grad_out:
-              backend.xp.take(grad_out, argnum - 1, axis=args[0]))
+              getitem(grad_out, (slice(None),) * args[0] + (argnum - 1,)))
 
 
 def stack(arrays, axis=0):
