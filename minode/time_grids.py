@@ -113,7 +113,8 @@ def _check_rows(host):
 
 
 def odeint_per_sample(odeint, func, y0, t, params, options):
-    """``odeint(func, y0, t, params, **options)`` for a (B, T) ``t``, by T-1 solves in s.
+    """``odeint(func, y0, t, params, **options)`` for a (B, T) ``t``: one solve in s per
+    interval, one 1-D solve per run of columns that every row shares.
 
     ``odeint`` is `minode.odeint` itself (passed in: this module sits below it). Returns shape
     (T, B) + y0.shape[1:], ``ys[i, b]`` sample b's state at ``t[b, i]``.

@@ -1,10 +1,10 @@
 """Tutorial 3: the latent ODE on irregularly sampled spirals, against an RNN (Chen et al. 2018,
 sec. 5.1, Table 2, Fig. 8 and 9). Gradients come from the paper's adjoint (Algorithm 1); a
-training step costs about 1.25x one by backprop through the solver here (``--grad backprop``;
-0.31 s against 0.25 s of CPU time per step, measured over 100 steps), within the 2x for which
+training step costs about 1.3x one by backprop through the solver here (``--grad backprop``;
+0.32 s against 0.24 s of CPU time per step, measured over 100 steps), within the 2x for which
 this tutorial keeps the adjoint.
 
-Run ``python tutorials/latent_ode.py`` (about 13 minutes of CPU time, on one core) and look at
+Run ``python tutorials/latent_ode.py`` (about 14 minutes of CPU time, on one core) and look at
 ``results/latent_ode/``: ``table2.md`` (Table 2 next to the paper's), ``reconstructions.png``
 (Fig. 8), ``homotopy.png`` (Fig. 9), ``losses.png``. ``--quick`` is a smoke test of seconds,
 ``--resume`` continues from the checkpoints in ``--out``, ``--data random-linear`` trains on the
