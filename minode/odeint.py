@@ -73,7 +73,10 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
         shape ``(T, B) + y0.shape[1:]``, ``ys[i, b]`` sample b at ``t[b, i]``. Differentiable with
         autograd w.r.t. ``y0``, every entry of ``t`` and ``params``. With ``grad="adjoint"``:
         dL/dt_i = dL/dy(t_i) . func(y(t_i), t_i) for i > 0 and dL/dt_0 = -a(t_0) . func(y0, t_0),
-        where a(t_0) is the adjoint just after t_0 (see `minode.adjoint`).
+        where a(t_0) is the adjoint just after t_0 (see `minode.adjoint`). Differentiable to
+        any order in both modes (``grad`` of ``grad``, Hessian-vector products: the adjoint's
+        backward pass is itself an adjoint solve, the paper's Appendix D); ``scipy:`` methods
+        not at all.
     """
     _check_callable(func)
     y0 = _check_state(y0)

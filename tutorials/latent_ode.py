@@ -510,7 +510,7 @@ def draw_spiral(ax, truth, x_observed, t_observed, path, reconstructed, rnn, spl
 
 def plot_homotopy(models, data, out, n_steps=7):
     """Decode z0 interpolated between a clockwise and a counter-clockwise test spiral's
-    posterior means (Fig. 9): the latent space varies smoothly from one to the other."""
+    posterior means (Fig. 9): what the latent space holds between the two directions."""
     spirals, test_ids = data.spirals, data.test_ids
     cw = test_ids[spirals.clockwise[test_ids]][0]
     ccw = test_ids[~spirals.clockwise[test_ids]][0]
@@ -523,7 +523,7 @@ def plot_homotopy(models, data, out, n_steps=7):
                      odeint(latent_dynamics, z0, backend.asarray(fine),
                             models["latent_ode"]["dynamics"], **SOLVER))
     paths = data.scale * np.swapaxes(backend.to_numpy(decoded), 0, 1)
-    fig, axes = plots.figure(1, n_steps, figsize=(2.3 * n_steps, 2.8), sharex=True, sharey=True)
+    fig, axes = plots.figure(1, n_steps, figsize=(2.3 * n_steps, 3.3), sharex=True, sharey=True)
     for ax, alpha, path in zip(axes, alphas, paths):
         ax.scatter(path[:, 0], path[:, 1], c=fine, cmap="viridis", s=2)
         ax.set_title(f"alpha = {alpha:.2f}")
