@@ -2,7 +2,9 @@
 
 Everything minode writes to disk (parameter files, checkpoints, downloaded data, result tables)
 goes through `atomic_file`: the bytes go to a temporary file in the target's directory, which
-replaces the target with one ``os.replace`` once it is complete and synced to disk.
+replaces the target with one ``os.replace`` once it is complete and synced to disk. The new
+file gets the permissions a plain ``open(path, "w")`` would give it (the old file's, or the
+default under the process's umask), not the owner-only mode of a temporary file.
 """
 import contextlib
 import os
@@ -26,11 +28,23 @@ def atomic_file(path):
         with os.fdopen(handle, "wb") as file:
             yield file
             file.flush()
+            os.fchmod(file.fileno(), _mode_of_a_plain_write(path))
             os.fsync(file.fileno())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):  # only when the block raised before the rename
             os.remove(temporary)
+
+
+def _mode_of_a_plain_write(path):
+    """The permission bits ``open(path, "w")`` leaves: those of an existing ``path``, or 0o666
+    under the umask (read without a lasting change: ``os.umask`` only sets and returns it)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_text_atomically(path, text):

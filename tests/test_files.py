@@ -26,3 +26,18 @@ def test_a_failed_first_write_leaves_no_file(tmp_path):
         with atomic_file(tmp_path / "new.bin"):
             raise OSError("disk full")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_new_file_gets_the_permissions_of_a_plain_write(tmp_path):
+    (tmp_path / "plain.txt").write_text("x")
+    write_text_atomically(tmp_path / "atomic.txt", "x")
+    mode = lambda name: os.stat(tmp_path / name).st_mode & 0o777
+    assert mode("atomic.txt") == mode("plain.txt")
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    os.chmod(path, 0o640)
+    write_text_atomically(path, "new")
+    assert os.stat(path).st_mode & 0o777 == 0o640
