@@ -39,6 +39,17 @@ def test_quick_odenet_run_writes_table1_and_the_figure3_panels(quick_run):
     assert set(outcome["memory"]["odenet"]) == {2, 4}
 
 
+def test_table1_keeps_the_memory_an_earlier_command_measured(tmp_path):
+    first = _quick(tmp_path, "mlp", "--epochs", "1", "--no-plots")
+    measured = first["memory"]["mlp"]["-"]
+    second = _quick(tmp_path, "resnet", "--epochs", "1", "--no-plots", "--no-memory")
+    assert set(second["memory"]) == {"mlp"}
+    assert second["memory"]["mlp"]["-"] == pytest.approx(measured)
+    rows = {line.split(" | ")[0]: line for line in (tmp_path / "table1.md").read_text().splitlines()}
+    assert f"{measured:.1f} (no solver)" in rows["| 1-Layer MLP"]
+    assert "not measured" in rows["| ResNet"]
+
+
 def test_a_crashed_and_resumed_run_repeats_the_uninterrupted_one(tmp_path, monkeypatch):
     def run(out, *extra):
         options = ["--quick", "--model", "mlp", "--epochs", "3", "--batch-size", "32", "--out",
