@@ -80,6 +80,12 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
     """
     _check_callable(func)
     y0 = _check_state(y0)
+    check_choice("grad", grad, GRAD_MODES)
+    stats = _check_stats(stats)
+    check_positive_int("max_steps", max_steps)
+    check_nonnegative("min_step", min_step)
+    if first_step is not None:
+        check_positive("first_step", first_step)
     if is_per_sample(t):
         options = {"method": method, "rtol": rtol, "atol": atol, "step_size": step_size,
                    "max_steps": max_steps, "min_step": min_step, "first_step": first_step,
@@ -88,12 +94,6 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
                    "adjoint_step_size": adjoint_step_size, "seminorm": seminorm}
         return odeint_per_sample(odeint, func, y0, t, params, options)
     t = _check_times(t)
-    check_choice("grad", grad, GRAD_MODES)
-    stats = _check_stats(stats)
-    check_positive_int("max_steps", max_steps)
-    check_nonnegative("min_step", min_step)
-    if first_step is not None:
-        check_positive("first_step", first_step)
     scipy_method = _scipy_method(method)
     if scipy_method is not None:
         return _odeint_scipy(func, y0, t, params, scipy_method, rtol, atol, stats)
