@@ -138,7 +138,7 @@ class _AugmentedState:
         """The flat vector; ``a_t`` (a 0-d array) only when time gradients are wanted."""
         parts = [z.ravel(), a.ravel(), a_theta]
         if self.with_time:
-            parts.append(_cast(a_t, z.dtype).reshape(1))
+            parts.append(ops.as_dtype(a_t, z.dtype).reshape(1))
         return ops.concatenate(parts)
 
     def z_and_a(self, state):
@@ -211,9 +211,5 @@ def _backward_solve(problem, ys, t, theta, grad_ys, want_time_grads):
         a, a_theta, a_t = layout.adjoints(ops.getitem(solution, 1))
     grad_t = None
     if want_time_grads:  # a float32 state still has float64 times
-        grad_t = _cast(ops.stack([a_t] + time_grads[::-1]), t.dtype)
-    return a + ops.getitem(grad_ys, 0), grad_t, _cast(a_theta, theta.dtype)
-
-
-def _cast(x, dtype):
-    return x if x.dtype == dtype else ops.astype(x, dtype)
+        grad_t = ops.as_dtype(ops.stack([a_t] + time_grads[::-1]), t.dtype)
+    return a + ops.getitem(grad_ys, 0), grad_t, ops.as_dtype(a_theta, theta.dtype)

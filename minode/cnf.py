@@ -135,7 +135,7 @@ def log_prob(func, x, t, params=None, *, base_std=1.0, **flow_options):
     log p(x) = log N(z) + int_{t[0]}^{t[-1]} tr(df/dz) dt = log N(z) - log_det(t[0]).
     ``flow_options`` go to `flow` (trace, noise, and the odeint options).
     """
-    zs, log_det = flow(func, x, _reversed(t), params, **flow_options)
+    zs, log_det = flow(func, _check_batch(x, "x"), _reversed(t), params, **flow_options)
     return ops.add(normal_log_prob(ops.getitem(zs, -1), base_std), ops.getitem(log_det, -1))
 
 
@@ -154,13 +154,13 @@ def sample(func, n, t, params=None, *, rng, base_std=1.0, dim=2, **flow_options)
     return xs, ops.subtract(normal_log_prob(z, base_std), log_det)
 
 
-def _check_batch(z):
+def _check_batch(z, name="z"):
     value = getval(z)
     if not hasattr(value, "ndim") or value.ndim != 2:
-        raise ValueError(f"z must be a 2-D array of shape (batch, dim), got "
+        raise ValueError(f"{name} must be a 2-D array of shape (batch, dim), got "
                          f"{getattr(value, 'shape', type(value).__name__)}")
     if value.dtype.kind != "f":
-        raise ValueError(f"z must be a floating-point array, got dtype {value.dtype}")
+        raise ValueError(f"{name} must be a floating-point array, got dtype {value.dtype}")
     return z
 
 

@@ -57,7 +57,7 @@ from autograd.tracer import getval, isbox
 
 from minode import backend
 from minode.checks import check_positive
-from minode.ops import astype, getitem, multiply, reshape, stack
+from minode.ops import as_dtype, getitem, multiply, reshape, stack
 
 __all__ = ["is_per_sample", "check_time_grids", "odeint_per_sample"]
 
@@ -153,7 +153,7 @@ def _solve_interval(odeint, func, y, times, first, params, options):
     """The state at column ``first + 1`` from ``y`` at column ``first``: one solve in s."""
     start = getitem(times, (slice(None), first))
     span = getitem(times, (slice(None), first + 1)) - start  # in t's precision, then cast
-    interval = tuple(_as_dtype(x, getval(y).dtype) for x in (start, span))
+    interval = tuple(as_dtype(x, getval(y).dtype) for x in (start, span))
     dynamics = _interval_dynamics(func, with_params=params is not None)
     return getitem(odeint(dynamics, y, backend.asarray([0.0, 1.0]),
                           interval + (params,) if params is not None else interval, **options), 1)
@@ -187,7 +187,7 @@ def _solve_shared_run(odeint, func, y, times, run_times, first, params, options)
 
     def slope(state, k):
         """(t_b(first+k) - tau_k) f(state, tau_k): zero, with derivative f w.r.t. t_b(first+k)."""
-        gap = _as_dtype(getitem(times, (slice(None), first + k)) - float(run_times[k]), dtype)
+        gap = as_dtype(getitem(times, (slice(None), first + k)) - float(run_times[k]), dtype)
         _count_evaluation(options)
         return multiply(gap, func(state, backend.asarray(run_times[k], dtype=dtype) * ones,
                                   params))
@@ -199,10 +199,6 @@ def _solve_shared_run(odeint, func, y, times, run_times, first, params, options)
     if traced:
         outputs = [state + slope(state, k) for k, state in enumerate(outputs, start=1)]
     return outputs
-
-
-def _as_dtype(x, dtype):
-    return x if x.dtype == dtype else astype(x, dtype)
 
 
 def _count_evaluation(options):

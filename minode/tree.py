@@ -131,7 +131,7 @@ def flatten(tree):
         pieces, start = [], 0
         for shape, size, dtype in zip(shapes, sizes, dtypes):
             piece = ops.window(flat_vector, start, shape)  # one primitive: a slice, reshaped
-            pieces.append(piece if piece.dtype == dtype else ops.astype(piece, dtype))
+            pieces.append(ops.as_dtype(piece, dtype))
             start += size
         return None if tree is None else _unflattened(skeleton, iter(pieces))
 

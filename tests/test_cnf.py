@@ -205,6 +205,7 @@ def test_gradients_on_the_strict_backend_equal_numpy(trace, strict_backend):
     (lambda f, z, t: cnf.flow(f, z, t, trace="brute"), "trace must be one of"),
     (lambda f, z, t: cnf.flow(f, z, t[:1]), "t must be a 1-D array of at least 2"),
     (lambda f, z, t: cnf.log_prob(f, z, t[:1]), "t must be a 1-D array of at least 2"),
+    (lambda f, z, t: cnf.log_prob(f, z[0], t), "x must be a 2-D array"),
     (lambda f, z, t: cnf.sample(f, 0, t, rng=numpy.random.default_rng()), "n must be"),
     (lambda f, z, t: cnf.normal_log_prob(z, std=0.0), "std must be"),
 ])

@@ -105,3 +105,12 @@ def test_sin_and_cos_vjps_are_differentiable_again(function, second_derivative):
     x = numpy.linspace(-3.0, 3.0, 7)
     first = lambda x: ops.sum(grad(lambda y: ops.sum(function(y)))(x))  # noqa: E731
     assert_allclose(grad(first)(x), second_derivative(x), rtol=1e-12, atol=1e-14)
+
+
+def test_as_dtype_casts_only_when_the_dtype_differs():
+    x = numpy.linspace(-1.0, 1.0, 5)
+    assert ops.as_dtype(x, x.dtype) is x
+    assert ops.as_dtype(x, numpy.float32).dtype == numpy.float32
+    gradient = grad(lambda y: ops.sum(ops.square(ops.as_dtype(y, numpy.float32))))(x)
+    assert gradient.dtype == numpy.float64
+    assert_allclose(gradient, 2 * x, rtol=1e-6)

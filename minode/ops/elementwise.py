@@ -213,3 +213,8 @@ def astype(x, dtype):
 
 
 defvjp(astype, lambda result, x, dtype: lambda grad_out: astype(grad_out, x.dtype))
+
+
+def as_dtype(x, dtype):
+    """``x`` itself when it already has ``dtype``, else the differentiable cast `astype`."""
+    return x if x.dtype == dtype else astype(x, dtype)
