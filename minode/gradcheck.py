@@ -87,8 +87,11 @@ def hessian_vector_product(fun, args, vectors):
     passes of autograd. Through `minode.odeint` this works with ``grad="adjoint"`` (the
     adjoint of the adjoint solve) and ``grad="backprop"``.
     """
-    args = tuple(args)
-    return grad(_gradient_along(fun, tuple(vectors)), tuple(range(len(args))))(*args)
+    args, vectors = tuple(args), tuple(vectors)
+    if len(vectors) != len(args):
+        raise ValueError(f"vectors must hold one entry per argument: got {len(vectors)} for "
+                         f"{len(args)} arguments")
+    return grad(_gradient_along(fun, vectors), tuple(range(len(args))))(*args)
 
 
 def _gradient_along(fun, directions):

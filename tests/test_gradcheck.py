@@ -128,6 +128,12 @@ def test_hessian_vector_product_of_a_quartic_equals_the_closed_form():
     numpy.testing.assert_allclose(hvp, exact, rtol=1e-13)
 
 
+def test_hessian_vector_product_needs_one_vector_per_argument():
+    with pytest.raises(ValueError, match="vectors must hold one entry per argument: got 1 for 2"):
+        hessian_vector_product(lambda x, y: ops.sum(x * y), [numpy.ones(2), numpy.ones(2)],
+                               [numpy.ones(2)])
+
+
 def test_autograds_own_check_grads_to_order_2_works_on_minode_functions():
     rng = numpy.random.default_rng(4)
     params = nn.init_mlp(rng, [2, 3, 2])
