@@ -29,6 +29,7 @@ import urllib.error
 import urllib.request
 
 import numpy
+import scipy.special
 from tqdm import tqdm
 
 from minode import backend, ops
@@ -449,8 +450,7 @@ def _curves_log_density(x, curves, noise):
     for start in range(0, len(x), _DENSITY_CHUNK):
         block = x[start:start + _DENSITY_CHUNK]
         squared = ((block[:, None, :] - centres[None]) ** 2).sum(-1) / (2 * noise ** 2)
-        shift = squared.min(axis=1, keepdims=True)
-        blocks.append(numpy.log(numpy.exp(shift - squared).sum(axis=1)) - shift[:, 0])
+        blocks.append(scipy.special.logsumexp(-squared, axis=1))  # host arrays, any backend
     return numpy.concatenate(blocks) + log_norm
 
 
