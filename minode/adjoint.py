@@ -41,6 +41,10 @@ from minode.stats import SolverStats
 from minode.stepping import rms_error_ratio
 
 
+_ADJOINT_CANNOT = ("The adjoint (grad='adjoint') solves outside autograd's trace and cannot "
+                   "differentiate it (grad='backprop' traces every step and can)")
+
+
 class StepSizeCarry:
     """The step size one solve hands on to the next one.
 
@@ -80,7 +84,7 @@ def odeint_adjoint(y0, t, theta, problem):
     ``theta`` is the flat parameter vector. Returns the stacked outputs, shape
     (len(t),) + y0.shape, with ``ys[0] == y0``.
     """
-    rhs = vector_field(problem.func, problem.unflatten(theta))
+    rhs = vector_field(problem.func, problem.unflatten(theta), _ADJOINT_CANNOT)
     carry = problem.step_carry
     outputs, next_step = integrate(rhs, y0, host_times(t), problem.forward, problem.stats.forward,
                                    first_step=None if carry is None else carry.step,
@@ -136,7 +140,9 @@ class _AugmentedState:
 
     def pack(self, z, a, a_theta, a_t=None):
         """The flat vector; ``a_t`` (a 0-d array) only when time gradients are wanted."""
-        parts = [z.ravel(), a.ravel(), a_theta]
+        # One dtype, z's: a float32 state keeps a float32 backward solve, whatever the
+        # dtype of theta (the vjp w.r.t. a float64 theta is float64) or of the times.
+        parts = [z.ravel(), ops.as_dtype(a, z.dtype).ravel(), ops.as_dtype(a_theta, z.dtype)]
         if self.with_time:
             parts.append(ops.as_dtype(a_t, z.dtype).reshape(1))
         return ops.concatenate(parts)

@@ -2,27 +2,21 @@
 
     z(t_1) = z(t_0) + int_{t_0}^{t_1} f(z(t), t, theta) dt = ODESolve(z(t_0), f, t_0, t_1, theta)
 
-Inputs are checked and normalised here, once, so that the engine (`minode.integrate`) and the
-adjoint (`minode.adjoint`) see one canonical problem.
+The front door: every input is checked here, once, and the keyword arguments become one frozen
+`minode.solve.SolveSettings`. A 1-D ``t`` then goes to `minode.solve.solve`, a 2-D ``t`` (one
+grid per sample) to `minode.time_grids`, which calls that same solve per interval; so the
+engine (`minode.integrate`) and the adjoint (`minode.adjoint`) see one canonical problem.
 """
-import math
+import inspect
 
-from autograd.tracer import getval, isbox
+import numpy
+from autograd.tracer import getval
 
 from minode import backend
-from minode.checks import (check_choice, check_nonnegative, check_positive,
-                           check_positive_int)
-from minode.adjoint import AdjointProblem, odeint_adjoint
-from minode.dynamics import vector_field
-from minode.integrate import SolveOptions, host_times, integrate
-from minode.ops import stack
-from minode.scipy_bridge import SCIPY_METHODS, solve_with_scipy
-from minode.stats import SolverStats
-from minode.tableaux import TABLEAUX
-from minode.time_grids import is_per_sample, odeint_per_sample
-from minode.tree import flatten, tree_leaves
-
-GRAD_MODES = ("adjoint", "backprop")
+from minode.ops import multiply
+from minode.solve import solve, solve_settings
+from minode.time_grids import odeint_per_sample
+from minode.tree import tree_map, tree_paths
 
 
 def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
@@ -36,14 +30,20 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
             0-d array of ``y``'s dtype (with a 2-D ``t``: shape (B, 1, ..., 1), one time per
             sample, broadcastable against ``y``). Write it with `minode.ops` so that it runs on
             every backend.
-        y0: initial state at ``t[0]``, a floating-point array of any shape, e.g. (batch, dim).
+        y0: initial state at ``t[0]``, a finite floating-point array of any shape, e.g.
+            (batch, dim); a size-0 state gives outputs of size 0.
         t: 1-D, strictly increasing or strictly decreasing, at least 2 times. Or 2-D, shape
             (B, T), one such grid per sample: row b holds the times of ``y0[b]``, every row
             runs in the same direction, and rows may start at different times (solved by a
             change of time variable per sample, `minode.time_grids`). Then ``func`` must treat
             the rows of ``y`` independently (row b of dy/dt may depend only on ``y[b]`` and
             ``t[b]``); an autonomous ``func`` that ignores ``t`` needs no change.
-        params: a pytree (nested tuple/list/dict) of arrays, or None.
+        params: a pytree (nested tuple/list/dict) of floating-point arrays, or None. A Python
+            float leaf reaches ``func`` as a 0-d float64 array; integer and boolean leaves are
+            refused (autograd differentiates floats only). Every value that ``func`` reads and
+            that autograd differentiates must come in through ``params``: with
+            ``grad="adjoint"``, a closure over a differentiated value is refused with an error
+            (``grad="backprop"`` traces every step, closures included).
         method: a tableau name: fixed-step ``"euler"``, ``"midpoint"``, ``"heun"``, ``"rk4"``
             (need ``step_size``), adaptive ``"bosh3"``, ``"dopri5"``, ``"tsit5"``; or a SciPy
             reference ``"scipy:RK45"``, ``"scipy:DOP853"``, ``"scipy:LSODA"``, ... (forward only).
@@ -80,108 +80,31 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
     """
     _check_callable(func)
     y0 = _check_state(y0)
-    check_choice("grad", grad, GRAD_MODES)
-    stats = _check_stats(stats)
-    check_positive_int("max_steps", max_steps)
-    check_nonnegative("min_step", min_step)
-    if first_step is not None:
-        check_positive("first_step", first_step)
-    if is_per_sample(t):
-        options = {"method": method, "rtol": rtol, "atol": atol, "step_size": step_size,
-                   "max_steps": max_steps, "min_step": min_step, "first_step": first_step,
-                   "stats": stats, "grad": grad, "adjoint_method": adjoint_method,
-                   "adjoint_rtol": adjoint_rtol, "adjoint_atol": adjoint_atol,
-                   "adjoint_step_size": adjoint_step_size, "seminorm": seminorm}
-        return odeint_per_sample(odeint, func, y0, t, params, options)
-    t = _check_times(t)
-    scipy_method = _scipy_method(method)
-    if scipy_method is not None:
-        return _odeint_scipy(func, y0, t, params, scipy_method, rtol, atol, stats)
-    forward = _solve_options(method, rtol, atol, step_size, max_steps, min_step, first_step,
-                             "")
-    if grad == "backprop":
-        return _odeint_backprop(func, y0, t, params, forward, stats)
-    backward = _adjoint_options(forward, adjoint_method, adjoint_rtol, adjoint_atol,
-                                adjoint_step_size)
-    theta, unflatten = flatten(params)
-    problem = AdjointProblem(func, unflatten, forward, backward, bool(seminorm), stats)
-    return odeint_adjoint(y0, t, theta, problem)
-
-
-def _odeint_backprop(func, y0, t, params, options, stats):
-    """Solve with every step traced by autograd (discretise-then-optimise)."""
-    times = [t[i] for i in range(len(t))] if isbox(t) else host_times(t)
-    outputs, _ = integrate(vector_field(func, params), y0, times, options, stats.forward)
-    return stack([y0] + outputs)
-
-
-def _scipy_method(method):
-    """The SciPy method's name for ``method="scipy:NAME"``; None for anything else."""
-    if not (isinstance(method, str) and method.startswith("scipy:")):
-        return None
-    scipy_method = method[len("scipy:"):]
-    check_choice("method", scipy_method, SCIPY_METHODS, prefix="scipy:")
-    return scipy_method
-
-
-def _odeint_scipy(func, y0, t, params, scipy_method, rtol, atol, stats):
-    """Solve with SciPy's ``solve_ivp``: a forward-only reference (`minode.scipy_bridge`)."""
-    check_positive("rtol", rtol)
-    check_positive("atol", atol)
-    if any(isbox(x) for x in [y0, t] + (tree_leaves(params) if params is not None else [])):
-        raise ValueError(f"method 'scipy:{scipy_method}' is forward-only and cannot be "
-                         "differentiated; use a minode tableau such as 'dopri5'")
-    return solve_with_scipy(vector_field(func, params), y0, backend.to_numpy(t),
-                            scipy_method, rtol, atol, stats.forward)
-
-
-def _solve_options(method, rtol, atol, step_size, max_steps, min_step, first_step, prefix):
-    """Check the arguments of a solve with a minode tableau and return its `SolveOptions`.
-
-    ``prefix`` is "adjoint_" for the backward solve, so that errors name the argument.
-    """
-    if not isinstance(method, str):
-        raise ValueError(f"{prefix}method must be a string, got {method!r}")
-    check_choice(f"{prefix}method", method, tuple(TABLEAUX))
-    tableau = TABLEAUX[method]
-    if tableau.adaptive:
-        if step_size is not None:
-            raise ValueError(f"{prefix}step_size must be None for the adaptive method "
-                             f"{method!r} (it chooses its own steps); got {step_size!r}")
-        check_positive(f"{prefix}rtol", rtol)
-        check_positive(f"{prefix}atol", atol)
-    else:
-        if step_size is None:
-            raise ValueError(f"{prefix}step_size is required for the fixed-step method "
-                             f"{method!r}; pass e.g. step_size=0.01 or use 'dopri5'")
-        check_positive(f"{prefix}step_size", step_size)
-    return SolveOptions(tableau, float(rtol), float(atol),
-                        None if step_size is None else float(step_size), max_steps, min_step,
-                        None if first_step is None else float(first_step))
-
-
-def _adjoint_options(forward, method, rtol, atol, step_size):
-    """The options of the adjoint's backward solve (Algorithm 1), from `odeint`'s adjoint_*.
-
-    Each one left as None is the forward solve's, except the step size of an adaptive backward
-    method, which chooses its own steps.
-    """
-    if method is None:
-        method = forward.tableau.name
-    if isinstance(method, str) and method.startswith("scipy:"):
-        raise ValueError(f"adjoint_method must be a minode tableau, got {method!r}: scipy "
-                         "methods cannot run the backward solve")
-    adaptive = isinstance(method, str) and method in TABLEAUX and TABLEAUX[method].adaptive
-    if step_size is None and not adaptive:
-        step_size = forward.step_size
-    return _solve_options(method, forward.rtol if rtol is None else rtol,
-                          forward.atol if atol is None else atol, step_size,
-                          forward.max_steps, forward.min_step, forward.first_step, "adjoint_")
+    t, host_t = check_times(t)
+    params = _check_params(params)
+    settings = solve_settings(
+        method=method, rtol=rtol, atol=atol, step_size=step_size, max_steps=max_steps,
+        min_step=min_step, first_step=first_step, stats=stats, grad=grad,
+        adjoint_method=adjoint_method, adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol,
+        adjoint_step_size=adjoint_step_size, seminorm=seminorm)
+    if host_t.ndim == 2:
+        return odeint_per_sample(func, y0, t, host_t, params, settings)
+    return solve(func, y0, t, params, settings)
 
 
 def _check_callable(func):
+    """``func`` must be callable with the three arguments (y, t, params)."""
     if not callable(func):
         raise TypeError(f"func must be callable as func(y, t, params), got {type(func).__name__}")
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # builtins and some callables have no signature
+        return
+    try:
+        signature.bind(None, None, None)
+    except TypeError:
+        raise TypeError(f"func must accept three arguments, func(y, t, params) (params is "
+                        f"passed even when it is None), got func{signature}") from None
 
 
 def _check_state(y0):
@@ -199,30 +122,88 @@ def _check_state(y0):
                          f"{value.dtype}")
     if value.ndim == 0:
         raise ValueError("y0 must have at least one dimension; use shape (1,) for a scalar ODE")
+    if not bool(backend.xp.all(backend.xp.isfinite(value))):
+        raise ValueError(f"y0 must be finite, got NaN or inf at index "
+                         f"{_first_non_finite(value)} of y0 (shape {tuple(value.shape)})")
     return y0
 
 
-def _check_times(t):
+def _first_non_finite(value):
+    host = backend.to_numpy(value)
+    return tuple(int(i) for i in numpy.argwhere(~numpy.isfinite(host))[0])
+
+
+def check_times(t):
+    """Check ``t``, 1-D (one time grid) or 2-D (one grid per row), and return
+    ``(t, host copy of t as float64)``: finite, every row strictly monotone, all one way."""
     value = getval(t)
     if not hasattr(value, "ndim"):
         t = value = backend.asarray(t, dtype="float64")
-    if value.ndim != 1 or value.shape[0] < 2:
-        raise ValueError(f"t must be a 1-D array of at least 2 times, got shape {value.shape}")
+    if value.ndim == 2:
+        if value.shape[1] < 2:
+            raise ValueError(f"a 2-D t (one time grid per sample) needs at least 2 times per "
+                             f"row, got shape {value.shape}")
+    elif value.ndim != 1 or value.shape[0] < 2:
+        raise ValueError(f"t must be a 1-D array of at least 2 times (or 2-D: one grid per "
+                         f"sample), got shape {value.shape}")
     if value.dtype.kind != "f":
         raise ValueError(f"t must be a floating-point array, got dtype {value.dtype}")
-    host = backend.to_numpy(value)
-    if not all(math.isfinite(x) for x in host.tolist()):
-        raise ValueError(f"t must be finite, got {host}")
-    steps = host[1:] - host[:-1]
-    if not ((steps > 0).all() or (steps < 0).all()):
-        raise ValueError("t must be strictly increasing or strictly decreasing (no repeated "
-                         f"times), got {host}")
-    return t
+    host = backend.to_numpy(value).astype(float)
+    _check_rows(numpy.atleast_2d(host), "each row of t" if host.ndim == 2 else "t")
+    return t, host
 
 
-def _check_stats(stats):
-    if stats is None:
-        return SolverStats()
-    if not isinstance(stats, SolverStats):
-        raise TypeError(f"stats must be a minode.SolverStats or None, got {type(stats).__name__}")
-    return stats
+def _check_rows(rows, name):
+    """Every row finite and strictly monotone, all in one direction."""
+    def shown(row):
+        return f"row {row}: {rows[row]}" if name != "t" else f"{rows[row]}"
+    finite = numpy.isfinite(rows).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"t must be finite, got {shown(int((~finite).nonzero()[0][0]))}")
+    steps = rows[:, 1:] - rows[:, :-1]
+    increasing, decreasing = (steps > 0).all(axis=1), (steps < 0).all(axis=1)
+    monotone = increasing | decreasing
+    if not monotone.all():
+        raise ValueError(f"{name} must be strictly increasing or strictly decreasing (no "
+                         f"repeated times), got {shown(int((~monotone).nonzero()[0][0]))}")
+    if increasing.any() and decreasing.any():
+        raise ValueError(f"the rows of t must all run in the same direction, got increasing "
+                         f"rows {increasing.nonzero()[0].tolist()} and decreasing rows "
+                         f"{decreasing.nonzero()[0].tolist()}")
+
+
+def _check_params(params):
+    """``params`` with every leaf a floating-point array; a Python float becomes a 0-d float64
+    array (traced along when autograd differentiates it). Integer and boolean leaves are
+    refused: autograd differentiates floats only, and a gradient cast back to an integer
+    dtype would be truncated."""
+    if params is None:
+        return None
+    converted = False
+    for path, leaf in tree_paths(params, "params"):
+        value = getval(leaf)
+        if isinstance(value, float):
+            converted = True
+        elif isinstance(value, (bool, int, numpy.bool_, numpy.integer)) or (
+                hasattr(value, "dtype") and value.dtype.kind in "biu"):
+            raise ValueError(f"{path} must be floating-point, got {_kind(value)}: autograd "
+                             f"differentiates floats only (an integer parameter's gradient "
+                             f"would be truncated). Pass it as floats, e.g. "
+                             f"np.asarray(value, dtype=float), or close over it in func if "
+                             f"it is a constant that is not differentiated")
+        elif not hasattr(value, "dtype") or value.dtype.kind != "f":
+            raise TypeError(f"{path} must be a floating-point array or a Python float, got "
+                            f"{_kind(value)}")
+    return tree_map(_as_float_array, params) if converted else params
+
+
+def _kind(value):
+    dtype = getattr(value, "dtype", None)
+    return f"dtype {dtype}" if dtype is not None else type(value).__name__
+
+
+def _as_float_array(leaf):
+    """A Python float leaf as a 0-d float64 array (differentiably); arrays unchanged."""
+    if isinstance(getval(leaf), float):
+        return multiply(leaf, backend.xp.ones((), dtype="float64"))
+    return leaf

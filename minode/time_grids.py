@@ -15,10 +15,10 @@ exactly (the chain rule; nothing is interpolated). Rows may start at different t
 
 The slope dt_b/ds jumps at every integer s, so the s-ODE's right-hand side does too: a solver
 stepping across s = i would see a kink that its error estimate and dense output do not expect.
-So the solve stops at each output time and restarts: T-1 ordinary one-interval `odeint` solves
+So the solve stops at each output time and restarts: T-1 ordinary one-interval solves (`minode.solve.solve`)
 from s = 0 to s = 1, chained, each with the interval's ends (t_bi, t_b(i+1)) among its
-parameters. autograd composes the intervals, and each interval's gradient comes from `odeint`
-itself: with ``grad="adjoint"`` the ends' gradients are part of the parameter adjoint a_theta
+parameters. autograd composes the intervals, and each interval's gradient comes from that
+solve: with ``grad="adjoint"`` the ends' gradients are part of the parameter adjoint a_theta
 (eq. (5)), and the adjoint runs T-1 backward intervals, as it does for 1-D ``t`` (Algorithm 2,
 one interval between each pair of output times); with ``grad="backprop"`` autograd traces the
 steps. So dL/dt_bi has the meaning of the 1-D case, for every entry of the 2-D ``t``.
@@ -44,95 +44,55 @@ solving on the union of every row's times and gathering, needs a shared start, a
 stops at every time of the union (up to B * (T-1) of them). Fixed-step methods lose nothing:
 each interval is split into the steps that its longest row needs.
 
-Options given in units of t are converted for each interval (an interval is one unit of s):
+Options given in units of t are converted for each interval (an interval is one unit of s;
+`minode.solve.SolveSettings.in_time_units`):
 ``step_size`` and ``adjoint_step_size`` become 1 / ceil(longest |t_b(i+1) - t_bi| / step_size),
 so no row takes a longer step than asked; ``min_step`` and ``first_step`` are divided by the
 longest row's span (``first_step`` at most 1); ``max_steps`` bounds each interval's solve. A
 shared run takes the options as given.
 """
-import math
-
-import numpy
 from autograd.tracer import getval, isbox
 
 from minode import backend
-from minode.checks import check_positive
 from minode.ops import as_dtype, getitem, multiply, reshape, stack
+from minode.solve import solve
 
-__all__ = ["is_per_sample", "check_time_grids", "odeint_per_sample"]
-
-_STEP_OPTIONS = ("step_size", "adjoint_step_size")
-
-
-def is_per_sample(t):
-    """True when ``t`` is 2-D: one time grid per sample."""
-    value = getval(t)
-    if not hasattr(value, "ndim"):
-        value = backend.asarray(value, dtype="float64")
-    return value.ndim == 2
+__all__ = ["odeint_per_sample"]
 
 
-def check_time_grids(t, y0):
-    """Check a (B, T) ``t`` against ``y0`` (shape (B, ...)); returns ``(t, host copy of t)``."""
-    value = getval(t)
-    if not hasattr(value, "ndim"):
-        t = value = backend.asarray(t, dtype="float64")
-    if value.dtype.kind != "f":
-        raise ValueError(f"t must be a floating-point array, got dtype {value.dtype}")
-    n_rows, n_times = value.shape
-    if n_times < 2:
-        raise ValueError(f"a 2-D t (one time grid per sample) needs at least 2 times per row, "
-                         f"got shape {value.shape}")
+def odeint_per_sample(func, y0, t, host_t, params, settings):
+    """`minode.odeint` for a (B, T) ``t``: one solve in s per interval, one 1-D solve per run
+    of columns that every row shares.
+
+    ``t`` and its float64 host copy ``host_t`` are checked by `odeint` (finite, rows monotone,
+    one direction), as are ``func``, ``y0``, ``params`` and the `minode.solve.SolveSettings`.
+    Returns shape (T, B) + y0.shape[1:], ``ys[i, b]`` sample b's state at ``t[b, i]``.
+    """
+    _check_batch(y0, host_t)
+    # (B, T, 1, ..., 1): column i is one time per sample, broadcastable against y
+    times = reshape(t, t.shape + (1,) * (getval(y0).ndim - 1))
+    outputs = [y0]
+    for first, last in _segments(host_t):
+        if last > first + 1:
+            outputs += _solve_shared_run(func, outputs[-1], times, host_t[0, first:last + 1],
+                                         first, params, settings)
+        else:
+            longest = float(abs(host_t[:, last] - host_t[:, first]).max())
+            outputs.append(_solve_interval(func, outputs[-1], times, first, params,
+                                           settings.in_time_units(longest)))
+    return stack(outputs)
+
+
+def _check_batch(y0, host_t):
+    """``y0`` must have a batch axis with one row per row of ``t``, and a state axis."""
     state_shape = tuple(getval(y0).shape)
     if len(state_shape) < 2:
         raise ValueError(f"with a 2-D t (one time grid per sample), y0 must have shape (B, ...) "
                          f"with a batch axis and at least one state axis, got y0 of shape "
                          f"{state_shape}; use shape (B, 1) for scalar states")
-    if state_shape[0] != n_rows:
-        raise ValueError(f"t has {n_rows} rows (one time grid per sample) but y0 has a batch "
-                         f"axis of size {state_shape[0]}; they must match")
-    host = backend.to_numpy(value).astype(float)
-    _check_rows(host)
-    return t, host
-
-
-def _check_rows(host):
-    """Every row finite and strictly monotone, all in one direction."""
-    finite = numpy.isfinite(host).all(axis=1)
-    if not finite.all():
-        row = int((~finite).nonzero()[0][0])
-        raise ValueError(f"t must be finite, got row {row}: {host[row]}")
-    steps = host[:, 1:] - host[:, :-1]
-    increasing, decreasing = (steps > 0).all(axis=1), (steps < 0).all(axis=1)
-    for row in range(len(host)):
-        if not (increasing[row] or decreasing[row]):
-            raise ValueError(f"each row of t must be strictly increasing or strictly "
-                             f"decreasing (no repeated times), got row {row}: {host[row]}")
-    if increasing.any() and decreasing.any():
-        raise ValueError(f"the rows of t must all run in the same direction, got increasing "
-                         f"rows {increasing.nonzero()[0].tolist()} and decreasing rows "
-                         f"{decreasing.nonzero()[0].tolist()}")
-
-
-def odeint_per_sample(odeint, func, y0, t, params, options):
-    """``odeint(func, y0, t, params, **options)`` for a (B, T) ``t``: one solve in s per
-    interval, one 1-D solve per run of columns that every row shares.
-
-    ``odeint`` is `minode.odeint` itself (passed in: this module sits below it). Returns shape
-    (T, B) + y0.shape[1:], ``ys[i, b]`` sample b's state at ``t[b, i]``.
-    """
-    t, host = check_time_grids(t, y0)
-    # (B, T, 1, ..., 1): column i is one time per sample, broadcastable against y
-    times = reshape(t, t.shape + (1,) * (getval(y0).ndim - 1))
-    outputs = [y0]
-    for first, last in _segments(host):
-        if last > first + 1:
-            outputs += _solve_shared_run(odeint, func, outputs[-1], times, host[0, first:last + 1],
-                                         first, params, options)
-        else:
-            outputs.append(_solve_interval(odeint, func, outputs[-1], times, first, params,
-                                           _options_in_s(options, host[:, last] - host[:, first])))
-    return stack(outputs)
+    if state_shape[0] != host_t.shape[0]:
+        raise ValueError(f"t has {host_t.shape[0]} rows (one time grid per sample) but y0 has a "
+                         f"batch axis of size {state_shape[0]}; they must match")
 
 
 def _segments(host):
@@ -149,14 +109,14 @@ def _segments(host):
     return segments
 
 
-def _solve_interval(odeint, func, y, times, first, params, options):
+def _solve_interval(func, y, times, first, params, settings):
     """The state at column ``first + 1`` from ``y`` at column ``first``: one solve in s."""
     start = getitem(times, (slice(None), first))
     span = getitem(times, (slice(None), first + 1)) - start  # in t's precision, then cast
     interval = tuple(as_dtype(x, getval(y).dtype) for x in (start, span))
     dynamics = _interval_dynamics(func, with_params=params is not None)
-    return getitem(odeint(dynamics, y, backend.asarray([0.0, 1.0]),
-                          interval + (params,) if params is not None else interval, **options), 1)
+    return getitem(solve(dynamics, y, backend.asarray([0.0, 1.0]),
+                         interval + (params,) if params is not None else interval, settings), 1)
 
 
 def _interval_dynamics(func, with_params):
@@ -173,7 +133,7 @@ def _interval_dynamics(func, with_params):
     return dynamics
 
 
-def _solve_shared_run(odeint, func, y, times, run_times, first, params, options):
+def _solve_shared_run(func, y, times, run_times, first, params, settings):
     """States at columns ``first + 1 ...`` that hold ``run_times`` in every row: one 1-D solve.
 
     Every row is then solved at the same times, so a differentiated ``t`` reaches the run only
@@ -188,36 +148,14 @@ def _solve_shared_run(odeint, func, y, times, run_times, first, params, options)
     def slope(state, k):
         """(t_b(first+k) - tau_k) f(state, tau_k): zero, with derivative f w.r.t. t_b(first+k)."""
         gap = as_dtype(getitem(times, (slice(None), first + k)) - float(run_times[k]), dtype)
-        _count_evaluation(options)
+        settings.stats.forward.nfe += 1
         return multiply(gap, func(state, backend.asarray(run_times[k], dtype=dtype) * ones,
                                   params))
 
     traced = isbox(times)
     start = y - slope(y, 0) if traced else y
-    ys = odeint(row_func, start, backend.asarray(run_times), params, **options)
+    ys = solve(row_func, start, backend.asarray(run_times), params, settings)
     outputs = [getitem(ys, k) for k in range(1, len(run_times))]
     if traced:
         outputs = [state + slope(state, k) for k, state in enumerate(outputs, start=1)]
     return outputs
-
-
-def _count_evaluation(options):
-    if options.get("stats") is not None:
-        options["stats"].forward.nfe += 1
-
-
-def _options_in_s(options, spans):
-    """``options`` (checked by `odeint`, except the step sizes, checked here before they are
-    divided) with the ones in units of t converted to one interval = one unit of s."""
-    longest = float(abs(spans).max())
-    converted = dict(options)
-    for name in _STEP_OPTIONS:
-        if options.get(name) is not None:
-            check_positive(name, options[name])
-            converted[name] = 1.0 / max(1, math.ceil(longest / options[name] - 1e-9))
-    converted["min_step"] = options["min_step"] / longest
-    if options["first_step"] is None:
-        converted["first_step"] = 1.0
-    else:
-        converted["first_step"] = min(1.0, options["first_step"] / longest)
-    return converted

@@ -9,7 +9,7 @@ import pytest
 
 import minode
 from minode import SolverError, odeint
-from minode.odeint import _adjoint_options, _solve_options
+from minode.solve import _adjoint_options, _solve_options
 
 Y0 = numpy.array([1.0, 0.5])
 T = numpy.array([0.0, 0.5, 1.0])
@@ -39,8 +39,8 @@ def test_repeated_t_is_rejected():
 
 
 def test_t_of_length_one_is_rejected():
-    with pytest.raises(ValueError, match=r"^t must be a 1-D array of at least 2 times, got "
-                                         r"shape \(1,\)"):
+    with pytest.raises(ValueError, match=r"^t must be a 1-D array of at least 2 times .*"
+                                         r"got shape \(1,\)"):
         odeint(decay, Y0, numpy.array([0.0]))
 
 

@@ -1,0 +1,201 @@
+"""The checked solve over one 1-D time grid: settings checked once, then one of three paths.
+
+`odeint` checks its keyword arguments once into a frozen `SolveSettings` and hands it, with the
+checked ``func``, ``y0``, ``t`` and ``params``, to `solve` (a 1-D ``t``) or to
+`minode.time_grids` (a 2-D ``t``, which calls `solve` once per interval or shared run). `solve`
+picks the path by the settings:
+
+    a SciPy method      `minode.scipy_bridge`, forward only;
+    grad="backprop"     `minode.integrate` with every step traced by autograd (sec. 3, "RK-Net");
+    grad="adjoint"      `minode.adjoint.odeint_adjoint`, whose VJP is Algorithm 1.
+"""
+import math
+from dataclasses import dataclass, replace
+
+from autograd.tracer import isbox
+
+from minode import backend
+from minode.adjoint import AdjointProblem, odeint_adjoint
+from minode.checks import check_choice, check_nonnegative, check_positive, check_positive_int
+from minode.dynamics import vector_field
+from minode.integrate import SolveOptions, host_times, integrate
+from minode.ops import stack
+from minode.scipy_bridge import SCIPY_METHODS, solve_with_scipy
+from minode.stats import SolverStats
+from minode.tableaux import TABLEAUX
+from minode.tree import flatten, tree_leaves
+
+__all__ = ["GRAD_MODES", "ScipyOptions", "SolveSettings", "solve_settings", "solve"]
+
+GRAD_MODES = ("adjoint", "backprop")
+_SCIPY_CANNOT = "A scipy method runs on plain NumPy arrays and cannot differentiate it"
+
+
+@dataclass(frozen=True)
+class ScipyOptions:
+    """A solve by SciPy's ``solve_ivp(method)`` at tolerances ``rtol``/``atol``."""
+
+    method: str
+    rtol: float
+    atol: float
+
+
+@dataclass(frozen=True)
+class SolveSettings:
+    """Everything `odeint` was told about how to solve, checked.
+
+    ``forward`` is a `SolveOptions` for a minode tableau or a `ScipyOptions`; ``backward`` the
+    options of the adjoint's backward solve (None unless ``grad == "adjoint"`` with a minode
+    tableau). ``stats`` receives the counts of every solve made with these settings.
+    """
+
+    forward: SolveOptions | ScipyOptions
+    backward: SolveOptions | None
+    grad: str
+    seminorm: bool
+    stats: SolverStats
+
+    def in_time_units(self, unit):
+        """These settings for a time variable s with t = unit * s (`minode.time_grids`).
+
+        Lengths in units of t become lengths in s: ``min_step`` and ``first_step`` are divided
+        by ``unit`` (``first_step`` at most 1, one interval; None becomes 1, so an interval
+        starts by trying itself whole), and a fixed ``step_size`` becomes
+        1 / ceil(unit / step_size), so that no step is longer than asked.
+        """
+        if isinstance(self.forward, ScipyOptions):
+            return self
+        backward = None if self.backward is None else _options_in_time_units(self.backward, unit)
+        return replace(self, forward=_options_in_time_units(self.forward, unit),
+                       backward=backward)
+
+
+def _options_in_time_units(options, unit):
+    step_size = options.step_size
+    if step_size is not None:
+        step_size = 1.0 / max(1, math.ceil(unit / step_size - 1e-9))
+    first_step = 1.0 if options.first_step is None else min(1.0, options.first_step / unit)
+    return replace(options, step_size=step_size, min_step=options.min_step / unit,
+                   first_step=first_step)
+
+
+def solve_settings(*, method, rtol, atol, step_size, max_steps, min_step, first_step, stats,
+                   grad, adjoint_method, adjoint_rtol, adjoint_atol, adjoint_step_size,
+                   seminorm):
+    """Check `odeint`'s keyword arguments and return them as one `SolveSettings`.
+
+    Each error names the argument as `odeint` spells it.
+    """
+    check_choice("grad", grad, GRAD_MODES)
+    check_positive_int("max_steps", max_steps)
+    check_nonnegative("min_step", min_step)
+    if first_step is not None:
+        check_positive("first_step", first_step)
+    stats = _check_stats(stats)
+    scipy_method = _scipy_method(method)
+    if scipy_method is not None:
+        check_positive("rtol", rtol)
+        check_positive("atol", atol)
+        return SolveSettings(ScipyOptions(scipy_method, float(rtol), float(atol)), None, grad,
+                             bool(seminorm), stats)
+    forward = _solve_options(method, rtol, atol, step_size, max_steps, min_step, first_step, "")
+    backward = None
+    if grad == "adjoint":
+        backward = _adjoint_options(forward, adjoint_method, adjoint_rtol, adjoint_atol,
+                                    adjoint_step_size)
+    return SolveSettings(forward, backward, grad, bool(seminorm), stats)
+
+
+def solve(func, y0, t, params, settings):
+    """y at every time of the checked 1-D ``t``, shape (len(t),) + y0.shape, by ``settings``.
+
+    ``func``, ``y0``, ``t`` and ``params`` are as `odeint` checked them; differentiable by
+    autograd w.r.t. ``y0``, ``t`` and ``params`` unless the method is SciPy's.
+    """
+    if isinstance(settings.forward, ScipyOptions):
+        return _solve_scipy(func, y0, t, params, settings)
+    if settings.grad == "backprop":
+        return _solve_backprop(func, y0, t, params, settings)
+    theta, unflatten = flatten(params)
+    problem = AdjointProblem(func, unflatten, settings.forward, settings.backward,
+                             settings.seminorm, settings.stats)
+    return odeint_adjoint(y0, t, theta, problem)
+
+
+def _solve_backprop(func, y0, t, params, settings):
+    """Solve with every step traced by autograd (discretise-then-optimise)."""
+    times = [t[i] for i in range(len(t))] if isbox(t) else host_times(t)
+    outputs, _ = integrate(vector_field(func, params), y0, times, settings.forward,
+                           settings.stats.forward)
+    return stack([y0] + outputs)
+
+
+def _solve_scipy(func, y0, t, params, settings):
+    """Solve with SciPy's ``solve_ivp``: a forward-only reference (`minode.scipy_bridge`)."""
+    options = settings.forward
+    if any(isbox(x) for x in [y0, t] + tree_leaves(params)):
+        raise ValueError(f"method 'scipy:{options.method}' is forward-only and cannot be "
+                         "differentiated; use a minode tableau such as 'dopri5'")
+    return solve_with_scipy(vector_field(func, params, _SCIPY_CANNOT), y0, backend.to_numpy(t),
+                            options.method, options.rtol, options.atol, settings.stats.forward)
+
+
+def _scipy_method(method):
+    """The SciPy method's name for ``method="scipy:NAME"``; None for anything else."""
+    if not (isinstance(method, str) and method.startswith("scipy:")):
+        return None
+    scipy_method = method[len("scipy:"):]
+    check_choice("method", scipy_method, SCIPY_METHODS, prefix="scipy:")
+    return scipy_method
+
+
+def _solve_options(method, rtol, atol, step_size, max_steps, min_step, first_step, prefix):
+    """Check the arguments of a solve with a minode tableau and return its `SolveOptions`.
+
+    ``prefix`` is "adjoint_" for the backward solve, so that errors name the argument.
+    """
+    if not isinstance(method, str):
+        raise ValueError(f"{prefix}method must be a string, got {method!r}")
+    check_choice(f"{prefix}method", method, tuple(TABLEAUX))
+    tableau = TABLEAUX[method]
+    if tableau.adaptive:
+        if step_size is not None:
+            raise ValueError(f"{prefix}step_size must be None for the adaptive method "
+                             f"{method!r} (it chooses its own steps); got {step_size!r}")
+        check_positive(f"{prefix}rtol", rtol)
+        check_positive(f"{prefix}atol", atol)
+    else:
+        if step_size is None:
+            raise ValueError(f"{prefix}step_size is required for the fixed-step method "
+                             f"{method!r}; pass e.g. step_size=0.01 or use 'dopri5'")
+        check_positive(f"{prefix}step_size", step_size)
+    return SolveOptions(tableau, float(rtol), float(atol),
+                        None if step_size is None else float(step_size), max_steps,
+                        float(min_step), None if first_step is None else float(first_step))
+
+
+def _adjoint_options(forward, method, rtol, atol, step_size):
+    """The options of the adjoint's backward solve (Algorithm 1), from `odeint`'s adjoint_*.
+
+    Each one left as None is the forward solve's, except the step size of an adaptive backward
+    method, which chooses its own steps.
+    """
+    if method is None:
+        method = forward.tableau.name
+    if isinstance(method, str) and method.startswith("scipy:"):
+        raise ValueError(f"adjoint_method must be a minode tableau, got {method!r}: scipy "
+                         "methods cannot run the backward solve")
+    adaptive = isinstance(method, str) and method in TABLEAUX and TABLEAUX[method].adaptive
+    if step_size is None and not adaptive:
+        step_size = forward.step_size
+    return _solve_options(method, forward.rtol if rtol is None else rtol,
+                          forward.atol if atol is None else atol, step_size,
+                          forward.max_steps, forward.min_step, forward.first_step, "adjoint_")
+
+
+def _check_stats(stats):
+    if stats is None:
+        return SolverStats()
+    if not isinstance(stats, SolverStats):
+        raise TypeError(f"stats must be a minode.SolverStats or None, got {type(stats).__name__}")
+    return stats
