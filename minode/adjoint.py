@@ -29,7 +29,7 @@ the augmented dynamics as its vector field, and everything around it (the resets
 the time gradients) is written with minode's primitives. So autograd can trace the backward
 pass, and the derivative of the adjoint is again an adjoint solve, of the augmented system.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from autograd import make_vjp
 from autograd.extend import defvjp_argnums, primitive
@@ -50,7 +50,9 @@ class StepSizeCarry:
 
     The backward pass solves its intervals [t_{i-1}, t_i] one after another; each starts from
     the step the previous one would have tried next (``step``), instead of choosing a first
-    step from scratch at every output time.
+    step from scratch at every output time. It is the only thing handed from one solve to the
+    next: the engine reads a first step from ``SolveOptions.first_step`` alone, and
+    `odeint_adjoint` puts ``step`` there.
     """
 
     def __init__(self):
@@ -85,9 +87,10 @@ def odeint_adjoint(y0, t, theta, problem):
     (len(t),) + y0.shape, with ``ys[0] == y0``.
     """
     rhs = vector_field(problem.func, problem.unflatten(theta), _ADJOINT_CANNOT)
-    carry = problem.step_carry
-    outputs, next_step = integrate(rhs, y0, host_times(t), problem.forward, problem.stats.forward,
-                                   first_step=None if carry is None else carry.step,
+    carry, options = problem.step_carry, problem.forward
+    if carry is not None and carry.step is not None:
+        options = replace(options, first_step=carry.step)
+    outputs, next_step = integrate(rhs, y0, host_times(t), options, problem.stats.forward,
                                    error_ratio=problem.error_ratio)
     if carry is not None:
         carry.step = next_step
