@@ -2,7 +2,16 @@
 
 `integrate` is the only solve loop in minode: the forward pass of `odeint`, backprop through the
 solver and each interval of the adjoint's backward pass all call it. Time may run either way; it
-is flipped to run forward here (s = -t, ds-dynamics -f), so the loops below see one problem.
+is flipped to run forward here (s = -t, ds-dynamics -f), so the loops below see one problem;
+their error messages turn s back into the caller's t.
+
+``func`` is never evaluated outside the solve's interval: the stage times t + c_i h lie within a
+step (0 <= c_i <= 1 in every tableau), a step that would pass the final time (a long
+``first_step`` too) is cut to end there, and the first-step estimate is capped at the solve's
+span (`minode.stepping.initial_step_size`). Rounding alone can still put t + c_i h a unit in
+the last place past the end (t + (t_end - t) > t_end happens when the step crosses zero), so
+stage times are clamped to the end; at c_i = 1, the only stage it can reach but for steps a few
+units in the last place long, t_end has the derivative that t + h has.
 """
 import math
 from dataclasses import dataclass
@@ -56,32 +65,40 @@ def integrate(rhs, y0, times, options, counts, *, first_step=None, error_ratio=r
     """
     direction = 1.0 if getval(times[-1]) > getval(times[0]) else -1.0
     this_solve = Counts()  # limits and error messages speak of this solve alone
+    grid = list(times) if direction > 0 else [-t for t in times]
+    s_end, s_end_value = grid[-1], float(getval(grid[-1]))
 
     def forward_rhs(y, s):
         this_solve.nfe += 1
+        if float(getval(s)) > s_end_value:
+            s = s_end  # past the end by rounding only (see the module docstring)
         if direction > 0:
             return rhs(y, s)
         return -rhs(y, -s)
 
-    grid = list(times) if direction > 0 else [-t for t in times]
     try:
         if options.step_size is not None:
-            return _integrate_fixed(forward_rhs, y0, grid, options, this_solve)
-        return _integrate_adaptive(forward_rhs, y0, grid, options, this_solve,
+            return _integrate_fixed(forward_rhs, y0, grid, options, this_solve, direction)
+        return _integrate_adaptive(forward_rhs, y0, grid, options, this_solve, direction,
                                    options.first_step if first_step is None else first_step,
                                    error_ratio)
     finally:
         counts.add(this_solve)
 
 
-def _check_finite(y, t, step_number, cause):
+def _user_time(s, direction):
+    """The caller's time t of the engine's forward-running time s (s = -t when t decreases)."""
+    return direction * float(getval(s))
+
+
+def _check_finite(y, t_user, step_number, cause):
     xp = backend.xp
     if not bool(xp.all(xp.isfinite(getval(y)))):
-        raise SolverError(f"the state became non-finite (NaN or inf) at t={float(getval(t)):.6g}, "
+        raise SolverError(f"the state became non-finite (NaN or inf) at t={t_user:.6g}, "
                           f"step {step_number}: {cause}")
 
 
-def _integrate_fixed(rhs, y0, grid, options, counts):
+def _integrate_fixed(rhs, y0, grid, options, counts, direction):
     step_size, max_steps = options.step_size, options.max_steps
     outputs, y = [], y0
     for t_start, t_stop in zip(grid[:-1], grid[1:]):
@@ -90,30 +107,33 @@ def _integrate_fixed(rhs, y0, grid, options, counts):
         if counts.steps + n_steps > max_steps:
             raise SolverError(f"max_steps={max_steps} exceeded: step_size={step_size} needs "
                               f"{counts.steps + n_steps} steps to reach "
-                              f"t={float(getval(t_stop)):.6g}")
+                              f"t={_user_time(t_stop, direction):.6g}")
         h = span / n_steps  # differentiable in the interval ends, unlike the adaptive h
         for j in range(n_steps):
             t = t_start + j * h
             y, _, _ = rk_step(rhs, options.tableau, y, t, h, rhs(y, t))
             counts.steps += 1
-            _check_finite(y, t + h, counts.steps, "reduce step_size or check func")
+            _check_finite(y, _user_time(t + h, direction), counts.steps,
+                          "reduce step_size or check func")
         outputs.append(y)
     return outputs, step_size
 
 
-def _integrate_adaptive(rhs, y0, grid, options, counts, first_step, error_ratio):
+def _integrate_adaptive(rhs, y0, grid, options, counts, direction, first_step, error_ratio):
     tableau, rtol, atol = options.tableau, options.rtol, options.atol
-    t, y = grid[0], y0
+    t, y, t_end = grid[0], y0, grid[-1]
     f = rhs(y, t)
-    _check_finite(f, t, 0, "func returned a non-finite derivative at the initial state")
+    _check_finite(f, _user_time(t, direction), 0,
+                  "func returned a non-finite derivative at the initial state")
     proposal = first_step  # the step size the controller asks for next, a float
     if proposal is None:
         proposal = initial_step_size(rhs, getval(y), getval(f), getval(t), tableau.error_order,
-                                     rtol, atol, error_ratio)
-    outputs, t_end = [], grid[-1]
+                                     rtol, atol, error_ratio,
+                                     max_step=float(getval(t_end) - getval(t)))
+    outputs = []
     attempts, last_trial_finite = 0, True
     while len(outputs) < len(grid) - 1:
-        _check_attempts(attempts, options.max_steps, t, counts)
+        _check_attempts(attempts, options.max_steps, _user_time(t, direction), counts)
         attempts += 1
         clipped = float(getval(t)) + proposal >= float(getval(t_end))
         # h is the step taken. The last step ends exactly at t_end; written as t_end - t it
@@ -121,7 +141,7 @@ def _integrate_adaptive(rhs, y0, grid, options, counts, first_step, error_ratio)
         # other steps are constants).
         h = t_end - t if clipped else proposal
         h_value = float(getval(h))
-        _check_step_size(h_value, t, options.min_step, counts, last_trial_finite)
+        _check_step_size(h_value, t, direction, options.min_step, counts, last_trial_finite)
         y_next, error, stages = rk_step(rhs, tableau, y, t, h, f)
         ratio = error_ratio(getval(error), getval(y), getval(y_next), rtol, atol)
         last_trial_finite = math.isfinite(ratio)
@@ -146,19 +166,20 @@ def _integrate_adaptive(rhs, y0, grid, options, counts, first_step, error_ratio)
     return outputs, proposal
 
 
-def _check_attempts(attempts, max_steps, t, counts):
+def _check_attempts(attempts, max_steps, t_user, counts):
     if attempts >= max_steps:
-        raise SolverError(f"max_steps={max_steps} exceeded at t={float(getval(t)):.6g} after "
+        raise SolverError(f"max_steps={max_steps} exceeded at t={t_user:.6g} after "
                           f"{counts.nfe} function evaluations; raise max_steps or loosen "
                           f"rtol/atol")
 
 
-def _check_step_size(h, t, min_step, counts, last_trial_finite):
-    t_value = float(getval(t))
+def _check_step_size(h, t, direction, min_step, counts, last_trial_finite):
+    t_value = float(getval(t))  # the engine's time: h must still move it
     if h >= min_step and t_value + h != t_value:
         return
-    where = (f"at t={t_value:.6g}, step {counts.steps + 1} (h={h:.3g}, min_step={min_step:g}, "
-             f"{counts.nfe} function evaluations, {counts.rejected} rejected steps)")
+    where = (f"at t={direction * t_value:.6g}, step {counts.steps + 1} (h={h:.3g}, "
+             f"min_step={min_step:g}, {counts.nfe} function evaluations, {counts.rejected} "
+             f"rejected steps)")
     if not last_trial_finite:
         raise SolverError(f"the state became non-finite (NaN or inf) {where}: every smaller "
                           f"trial step failed too; check func for NaN/inf")

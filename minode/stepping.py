@@ -58,23 +58,31 @@ def interpolate(tableau, y0, h, stages, theta):
 def rms_error_ratio(error, y0, y1, rtol, atol):
     """RMS over entries of error / (atol + rtol * max(|y0|, |y1|)); a step is accepted if <= 1.
 
-    Takes plain (untraced) arrays and returns a Python float.
+    Takes plain (untraced) arrays and returns a Python float. An empty state (size 0) has
+    nothing to control: its ratio is 0, so every step is accepted and the next one grows by the
+    controller's largest factor (the mean of no entries would be NaN).
     """
+    if error.size == 0:
+        return 0.0
     xp = backend.xp
     scale = atol + rtol * xp.maximum(xp.abs(y0), xp.abs(y1))
     return float(xp.sqrt(xp.mean(xp.square(error / scale))))
 
 
-def initial_step_size(rhs, y0, f0, t0, order, rtol, atol, error_ratio):
+def initial_step_size(rhs, y0, f0, t0, order, rtol, atol, error_ratio, max_step):
     """Hairer's starting step (Hairer, Norsett & Wanner I, sec. II.4): one extra evaluation.
 
     Guess h0 from |y0| / |f0|, take one Euler step, estimate the second derivative, and choose
     h so that the local error h^(order+1) * max(|f0|, |f''|) is about 0.01 in the scaled norm.
     ``error_ratio(value, y0, y1, rtol, atol)`` is the norm used for error control.
+    ``max_step`` > 0, the span of the solve, caps both the probe step h0 and the result, so
+    ``rhs`` is only evaluated inside [t0, t0 + max_step] (the estimate can exceed a short span
+    many times over: 0.01 |y0| / |f0|, or 1e-6 for a zero derivative).
     """
     d0 = error_ratio(y0, y0, y0, rtol, atol)
     d1 = error_ratio(f0, y0, y0, rtol, atol)
     h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    h0 = min(h0, max_step)
     y1 = y0 + h0 * f0
     f1 = getval(rhs(y1, t0 + h0))  # the controller is not differentiated
     d2 = error_ratio(f1 - f0, y0, y0, rtol, atol) / h0
@@ -83,7 +91,7 @@ def initial_step_size(rhs, y0, f0, t0, order, rtol, atol, error_ratio):
         h1 = max(1e-6, h0 * 1e-3)
     else:
         h1 = (0.01 / largest) ** (1.0 / (order + 1))
-    return min(100 * h0, h1)
+    return min(100 * h0, h1, max_step)
 
 
 def step_size_factor(error_ratio_value, error_order, safety=0.9, min_factor=0.2, max_factor=10.0):
