@@ -133,8 +133,12 @@ def log_prob(func, x, t, params=None, *, base_std=1.0, **flow_options):
     ``t`` runs from the base (t[0]) to the data (t[-1]). The solve goes the density direction,
     data -> base, through ``t`` reversed: with z = z(t[0]),
     log p(x) = log N(z) + int_{t[0]}^{t[-1]} tr(df/dz) dt = log N(z) - log_det(t[0]).
-    ``flow_options`` go to `flow` (trace, noise, and the odeint options).
+    ``flow_options`` go to `flow` (trace, noise, and the odeint options). With
+    ``trace="closed_form"``, a ``func`` that does not return the pair ``(dz/dt, trace)`` of
+    shapes (B, D) and (B,) raises ``ValueError`` saying so.
     """
+    if flow_options.get("trace") == "closed_form":
+        func = _returning_field_and_trace(func)
     zs, log_det = flow(func, _check_batch(x, "x"), _reversed(t), params, **flow_options)
     return ops.add(normal_log_prob(ops.getitem(zs, -1), base_std), ops.getitem(log_det, -1))
 
@@ -162,6 +166,28 @@ def _check_batch(z, name="z"):
     if value.dtype.kind != "f":
         raise ValueError(f"{name} must be a floating-point array, got dtype {value.dtype}")
     return z
+
+
+def _returning_field_and_trace(func):
+    """``func``, checked at every call to return ``(dz/dt, tr(df/dz))`` of shapes (B, D) and
+    (B,) for z of shape (B, D): what ``trace="closed_form"`` unpacks."""
+    def field_and_trace(z, t, params):
+        result = func(z, t, params)
+        shape = getval(z).shape
+        shapes = [_shape(part) for part in result] if isinstance(result, (tuple, list)) else None
+        if shapes != [shape, shape[:1]]:
+            got = (f"one value of shape {_shape(result)}" if shapes is None
+                   else f"a {type(result).__name__} of shapes {shapes}")
+            raise ValueError(f"trace='closed_form' needs func(z, t, params) to return the pair "
+                             f"(dz/dt, tr(df/dz)) of shapes {shape} and {shape[:1]}, got {got}; "
+                             f"for a func returning dz/dt alone use trace='exact' or "
+                             f"'hutchinson'")
+        return result
+    return field_and_trace
+
+
+def _shape(value):
+    return getattr(getval(value), "shape", None)
 
 
 def _check_noise(noise, trace, z):

@@ -7,6 +7,7 @@ file gets the permissions a plain ``open(path, "w")`` would give it (the old fil
 default under the process's umask), not the owner-only mode of a temporary file.
 """
 import contextlib
+import errno
 import os
 import tempfile
 
@@ -18,10 +19,15 @@ def atomic_file(path):
     """Open a temporary binary file beside ``path``; on success it becomes ``path``.
 
     Use as ``with atomic_file(path) as file: file.write(...)``. When the block raises, the
-    temporary file is removed and ``path`` keeps its old content (or stays absent).
+    temporary file is removed and ``path`` keeps its old content (or stays absent). A
+    ``path`` whose directory does not exist raises ``FileNotFoundError`` naming that directory
+    (not the temporary file that could not be created in it).
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, f"cannot write {path}: its directory does not "
+                                f"exist; create it first (os.makedirs)", directory)
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
                                          suffix=".part")
     try:

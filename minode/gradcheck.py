@@ -67,11 +67,14 @@ def check_grads(fun, *args, order=1, rtol=1e-5, atol=1e-8, eps=1e-6):
     |numerical| (NumPy's ``allclose`` rule). On failure, raises ``AssertionError`` naming the
     order and the worst entry (the one furthest outside that tolerance: argument and index),
     both values and the relative error |autograd - numerical| / |numerical|; returns None when
-    every entry passes.
+    every entry passes. Floating-point arguments must be float64: float32 rounding (about 1e-7
+    relative, divided by the step) would swamp the differences, so ``ValueError`` refuses them
+    rather than report a spurious failure.
     """
     if not args:
         raise ValueError("check_grads needs at least one argument to differentiate")
     check_positive_int("order", order)
+    _check_float64(args)
     _scalar(fun(*args))  # a clear error for a non-scalar fun, before autograd's own
     for level in range(1, order + 1):
         _check_first_order(fun, args, rtol, atol, eps, level)
@@ -82,11 +85,18 @@ def check_grads(fun, *args, order=1, rtol=1e-5, atol=1e-8, eps=1e-6):
 def hessian_vector_product(fun, args, vectors):
     """The Hessian of the scalar ``fun(*args)`` times ``vectors``, without forming the Hessian.
 
-    ``args`` and ``vectors`` are sequences of arrays or pytrees of the same structures. Returns
-    a tuple with one entry per argument: d/dargs <grad fun(*args), vectors>, by two reverse
-    passes of autograd. Through `minode.odeint` this works with ``grad="adjoint"`` (the
-    adjoint of the adjoint solve) and ``grad="backprop"``.
+    ``args`` and ``vectors`` are lists (or tuples) with one entry per argument of ``fun``, each
+    an array or pytree, the vector shaped like its argument: ``hessian_vector_product(f, [x],
+    [v])`` for ``f(x)``. A bare array for either raises ``TypeError`` (iterating it would take
+    its rows for arguments). Returns a tuple with one entry per argument: d/dargs
+    <grad fun(*args), vectors>, by two reverse passes of autograd. Through `minode.odeint` this
+    works with ``grad="adjoint"`` (the adjoint of the adjoint solve) and ``grad="backprop"``.
     """
+    for name, value in (("args", args), ("vectors", vectors)):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name} must be a list with one entry per argument of fun, e.g. "
+                            f"hessian_vector_product(f, [x], [v]) for f(x); got "
+                            f"{_kind(value)}")
     args, vectors = tuple(args), tuple(vectors)
     if len(vectors) != len(args):
         raise ValueError(f"vectors must hold one entry per argument: got {len(vectors)} for "
@@ -246,6 +256,22 @@ def compare_gradients(loss_of_ys, func, y0, t, params=None, *, eps=1e-6, fd_opti
     errors = {pair: {wrt: relative_error(gradients[pair[0]][wrt], gradients[pair[1]][wrt])
                      for wrt in wrts} for pair in _PAIRS}
     return GradientComparison(gradients, errors, stats)
+
+
+def _check_float64(args):
+    """Refuse floating-point leaves narrower than float64 (central differences need float64)."""
+    for i, arg in enumerate(args):
+        for path, leaf in tree_paths(arg, f"argument {i}"):
+            dtype = getattr(leaf, "dtype", None)
+            if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8:
+                raise ValueError(f"check_grads needs float64 inputs for central differences, "
+                                 f"got {dtype} for {path}: pass it as .astype('float64')")
+
+
+def _kind(value):
+    """A value's type, with its shape when it has one, for error messages."""
+    shape = getattr(value, "shape", None)
+    return type(value).__name__ + ("" if shape is None else f" of shape {tuple(shape)}")
 
 
 def _scalar(value):

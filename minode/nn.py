@@ -2,15 +2,20 @@
 
 ``init_*(rng, sizes..., dtype="float64")`` draws parameters with a ``numpy.random.Generator``
 and returns them as a dict of arrays of the active backend; the matching apply function takes
-``(params, x)``. A model is an ordinary Python function of (params, inputs), so autograd can
-differentiate it with respect to the whole parameter tree, and `flatten` turns the tree into
-one vector (for an ODE solver's augmented state, say) and back.
+``(params, x)``. A size that is not a positive integer raises ``ValueError`` naming it, an
+``rng`` that is not a Generator ``TypeError``. A model is an ordinary Python function of
+(params, inputs), so autograd can differentiate it with respect to the whole parameter tree,
+and `flatten` turns the tree into one vector (for an ODE solver's augmented state, say) and
+back.
 
 Initialisations follow PyTorch's defaults, so results are comparable with torchdiffeq examples.
 """
 import math
 
+import numpy
+
 from minode import backend, ops
+from minode.checks import check_positive_int
 from minode.tree import flatten, tree_leaves, tree_map
 
 __all__ = ["init_linear", "linear", "init_mlp", "mlp", "init_conv2d", "conv2d",
@@ -21,6 +26,9 @@ __all__ = ["init_linear", "linear", "init_mlp", "mlp", "init_conv2d", "conv2d",
 
 def _uniform(rng, bound, shape, dtype):
     """U(-bound, bound) samples as a backend array."""
+    if not isinstance(rng, numpy.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, e.g. "
+                        f"numpy.random.default_rng(0), got {type(rng).__name__}")
     return backend.asarray(rng.uniform(-bound, bound, size=shape).astype(dtype))
 
 
@@ -42,6 +50,8 @@ def init_linear(rng, n_in, n_out, dtype="float64"):
 
     Both U(-k, k) with k = 1/sqrt(n_in), PyTorch's default for ``nn.Linear``.
     """
+    check_positive_int("n_in", n_in)
+    check_positive_int("n_out", n_out)
     bound = 1 / math.sqrt(n_in)
     return {"w": _uniform(rng, bound, (n_out, n_in), dtype),
             "b": _uniform(rng, bound, (n_out,), dtype)}
@@ -54,9 +64,13 @@ def linear(params, x):
 
 
 def init_mlp(rng, sizes, dtype="float64"):
-    """Parameters of `mlp`: a list of `init_linear` dicts, ``sizes = [n_in, hidden..., n_out]``."""
-    if len(sizes) < 2:
-        raise ValueError(f"init_mlp: sizes needs an input and an output size, got {sizes!r}")
+    """Parameters of `mlp`: a list of `init_linear` dicts, ``sizes = [n_in, hidden..., n_out]``,
+    each a positive integer (``ValueError`` names the first that is not)."""
+    if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
+        raise ValueError(f"init_mlp: sizes must be a list [n_in, hidden..., n_out] of at least "
+                         f"an input and an output size, got {sizes!r}")
+    for i, size in enumerate(sizes):
+        check_positive_int(f"sizes[{i}]", size)
     return [init_linear(rng, n_in, n_out, dtype) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
 
 
@@ -75,6 +89,8 @@ def init_conv2d(rng, c_in, c_out, kernel_size, dtype="float64"):
     Both U(-k, k) with k = 1/sqrt(c_in * k * k): PyTorch's default ("kaiming uniform" with
     a = sqrt(5)), which keeps the output variance near a third of the input's.
     """
+    for name, size in (("c_in", c_in), ("c_out", c_out), ("kernel_size", kernel_size)):
+        check_positive_int(name, size)
     bound = 1 / math.sqrt(c_in * kernel_size * kernel_size)
     return {"w": _uniform(rng, bound, (c_out, c_in, kernel_size, kernel_size), dtype),
             "b": _uniform(rng, bound, (c_out,), dtype)}
@@ -113,6 +129,7 @@ def init_group_norm(rng, num_channels, dtype="float64"):
     ``rng`` is unused (the layer starts as the identity affine map); every ``init_*`` takes it
     so that they can be called alike.
     """
+    check_positive_int("num_channels", num_channels)
     xp = backend.xp
     return {"scale": xp.ones(num_channels, dtype=dtype),
             "shift": xp.zeros(num_channels, dtype=dtype)}
@@ -176,6 +193,8 @@ def init_gru_cell(rng, n_in, n_hidden, dtype="float64"):
     ``w_ih`` (3H, n_in) and ``w_hh`` (3H, H) stack the reset, update and candidate gates' weights
     in that order; ``b_ih``, ``b_hh`` (3H,).
     """
+    check_positive_int("n_in", n_in)
+    check_positive_int("n_hidden", n_hidden)
     bound = 1 / math.sqrt(n_hidden)
     return {"w_ih": _uniform(rng, bound, (3 * n_hidden, n_in), dtype),
             "w_hh": _uniform(rng, bound, (3 * n_hidden, n_hidden), dtype),

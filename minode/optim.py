@@ -13,7 +13,7 @@ and CuPy alike; nothing here is differentiated.
 """
 from minode import backend
 from minode.checks import check_fraction, check_positive, check_positive_int
-from minode.tree import tree_map
+from minode.tree import check_same_tree, tree_map
 
 __all__ = ["constant", "step_decay", "SGD", "RMSprop", "Adam"]
 
@@ -55,11 +55,20 @@ class Optimizer:
                               for name in self.buffers}}
 
     def update(self, params, grads, state):
-        """One step: returns ``(new_params, new_state)``; the inputs are left unchanged."""
+        """One step: returns ``(new_params, new_state)``; the inputs are left unchanged.
+
+        ``grads`` and each buffer of ``state`` must have the tree structure and leaf shapes of
+        ``params``, else ``ValueError`` names the first place they differ (arithmetic would
+        broadcast a mismatched leaf without a word).
+        """
         missing = [name for name in ("step",) + self.buffers if name not in state]
         if missing:
             raise ValueError(f"state is missing {missing}: create it with {type(self).__name__}"
                              f"(...).init(params)")
+        check_same_tree(grads, params, "grads", names=("grads", "params"), dtypes=False)
+        for name in self.buffers:
+            where = f"state[{name!r}]"
+            check_same_tree(state[name], params, where, names=(where, "params"), dtypes=False)
         step = state["step"]
         params, buffers = self._update(params, grads, state, self.schedule(step), step + 1)
         return params, {"step": step + 1, **buffers}

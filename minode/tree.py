@@ -181,7 +181,8 @@ def save_params(path, params):
 
     Arrays are stored as ``leaf_0, leaf_1, ...`` (copied to host memory); the tree structure,
     with any Python-scalar leaves, as JSON. The file is complete or absent: it is written to a
-    temporary file beside ``path`` and renamed over it (`minode.files.atomic_file`).
+    temporary file beside ``path`` and renamed over it (`minode.files.atomic_file`), so
+    ``path``'s directory must exist (else ``FileNotFoundError`` names it).
     """
     arrays = []
     structure = _describe(params, arrays)
@@ -208,39 +209,46 @@ def load_params(path, like=None):
     return params
 
 
-def check_same_tree(loaded, like, where="params"):
-    """Raise ``ValueError`` unless ``loaded`` has ``like``'s structure, shapes and dtypes.
+def check_same_tree(tree, like, where="params", *, names=("the file", "`like`"),
+                    dtypes=True):
+    """Raise ``ValueError`` unless ``tree`` has ``like``'s structure and leaf shapes, and with
+    ``dtypes`` their leaf dtypes too (Python-scalar leaves: the same type).
 
-    Python-scalar leaves must have the same type. The message names the first place
-    (``where['key'][index]``) at which the two differ.
+    The message names the first place (``where['key'][index]``, ``where`` being the path of
+    ``tree``) at which the two differ, calling the two trees by ``names``: `load_params`
+    compares the file's tree with ``like``, `minode.optim` the gradients with the parameters.
     """
-    loaded_children, like_children = _children(loaded), _children(like)
-    if (loaded_children is None) != (like_children is None) or (
-            like_children is not None and isinstance(like, dict) != isinstance(loaded, dict)):
-        raise ValueError(f"the file's tree does not match `like` at {where}: the file has "
-                         f"{type(loaded).__name__}, `like` has {type(like).__name__}")
+    tree_children, like_children = _children(tree), _children(like)
+    if (tree_children is None) != (like_children is None) or (
+            like_children is not None and isinstance(like, dict) != isinstance(tree, dict)):
+        raise _mismatch(where, names, type(tree).__name__, type(like).__name__)
     if like_children is None:
-        _check_same_leaf(loaded, like, where)
+        _check_same_leaf(tree, like, where, names, dtypes)
         return
-    loaded_keys, like_keys = [k for k, _ in loaded_children], [k for k, _ in like_children]
-    if loaded_keys != like_keys:
+    tree_keys, like_keys = [k for k, _ in tree_children], [k for k, _ in like_children]
+    if tree_keys != like_keys:
         if isinstance(like, dict):
-            differ = f"keys {loaded_keys}, `like` has {like_keys}"
-        else:
-            differ = f"{len(loaded_keys)} entries, `like` has {len(like_keys)}"
-        raise ValueError(f"the file's tree does not match `like` at {where}: the file has "
-                         f"{differ}")
-    for (key, child), (_, like_child) in zip(loaded_children, like_children):
-        check_same_tree(child, like_child, f"{where}[{key!r}]")
+            raise _mismatch(where, names, f"keys {tree_keys}", like_keys)
+        raise _mismatch(where, names, f"{len(tree_keys)} entries", len(like_keys))
+    for (key, child), (_, like_child) in zip(tree_children, like_children):
+        check_same_tree(child, like_child, f"{where}[{key!r}]", names=names, dtypes=dtypes)
 
 
-def _check_same_leaf(loaded, like, where):
-    if isinstance(like, _SCALARS) or isinstance(loaded, _SCALARS):
-        if type(loaded) is not type(like):
-            raise ValueError(f"the file's tree does not match `like` at {where}: the file has "
-                             f"{type(loaded).__name__}, `like` has {type(like).__name__}")
+def _check_same_leaf(tree, like, where, names, dtypes):
+    if dtypes and (isinstance(like, _SCALARS) or isinstance(tree, _SCALARS)):
+        if type(tree) is not type(like):
+            raise _mismatch(where, names, type(tree).__name__, type(like).__name__)
         return
-    if (tuple(loaded.shape), str(loaded.dtype)) != (tuple(like.shape), str(like.dtype)):
-        raise ValueError(f"the file's tree does not match `like` at {where}: the file has shape "
-                         f"{tuple(loaded.shape)} and dtype {loaded.dtype}, `like` has "
-                         f"{tuple(like.shape)} and dtype {like.dtype}")
+    got, expected = (_leaf_description(leaf, dtypes) for leaf in (tree, like))
+    if got != expected:
+        raise _mismatch(where, names, got, expected)
+
+
+def _leaf_description(leaf, dtypes):
+    shape = f"shape {tuple(getattr(leaf, 'shape', ()))}"  # a Python number has shape ()
+    return f"{shape} and dtype {leaf.dtype}" if dtypes else shape
+
+
+def _mismatch(where, names, got, expected):
+    return ValueError(f"{names[0]} does not match {names[1]} at {where}: {names[0]} has {got}, "
+                      f"{names[1]} has {expected}")

@@ -213,3 +213,17 @@ def test_bad_input_raises_an_error_naming_the_argument(call, message):
     z, t = numpy.ones((3, 2)), numpy.array([0.0, 1.0])
     with pytest.raises(ValueError, match=message):
         call(lambda z, t, params: -z, z, t)
+
+
+@pytest.mark.parametrize("func, got", [
+    (lambda z, t, params: -z, r"one value of shape \(3, 2\)"),
+    (lambda z, t, params: (-z, -2.0), r"a tuple of shapes \[\(3, 2\), None\]"),
+    (lambda z, t, params: (-z, ops.sum(-z, axis=1, keepdims=True)),
+     r"a tuple of shapes \[\(3, 2\), \(3, 1\)\]"),
+])
+def test_log_prob_with_a_closed_form_trace_says_what_func_must_return(func, got):
+    x, t = numpy.ones((3, 2)), numpy.array([0.0, 1.0])
+    with pytest.raises(ValueError, match=r"trace='closed_form' needs func\(z, t, params\) to "
+                                         r"return the pair \(dz/dt, tr\(df/dz\)\) of shapes "
+                                         r"\(3, 2\) and \(3,\), got " + got):
+        cnf.log_prob(func, x, t, trace="closed_form")

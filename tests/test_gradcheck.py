@@ -172,3 +172,21 @@ def test_compare_gradients_without_params_and_its_table():
     with pytest.raises(ValueError, match="grad"):
         compare_gradients(lambda ys: ops.sum(ys), lambda y, t, p: y, numpy.ones(1),
                           numpy.array([0.0, 1.0]), grad="adjoint")
+
+
+@pytest.mark.parametrize("args, vectors, name", [
+    (numpy.ones(3), [numpy.ones(3)], "args"),
+    ([numpy.ones(3)], numpy.ones(3), "vectors"),
+    (numpy.ones((1, 3)), numpy.ones((1, 3)), "args"),  # one row would pass for one argument
+])
+def test_hessian_vector_product_refuses_a_bare_array_and_says_to_pass_a_list(args, vectors, name):
+    with pytest.raises(TypeError, match=rf"{name} must be a list with one entry per argument of "
+                                        rf"fun, e.g. hessian_vector_product\(f, \[x\], \[v\]\)"):
+        hessian_vector_product(lambda x: ops.sum(x ** 3), args, vectors)
+
+
+def test_check_grads_refuses_float32_inputs_naming_the_argument():
+    # In float32, rounding over the 1e-6 step gives ~1e-2 relative errors: a spurious failure.
+    float32 = numpy.full(3, 0.3, dtype="float32")
+    with pytest.raises(ValueError, match=r"needs float64 .* got float32 for argument 1\['w'\]"):
+        check_grads(lambda x, p: ops.sum(ops.tanh(x * p["w"])), numpy.ones(3), {"w": float32})

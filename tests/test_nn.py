@@ -156,3 +156,24 @@ def test_flatten_round_trips_layer_params():
 def test_wrong_shapes_raise_value_error_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: nn.init_mlp(rng(), [0, 3]), r"sizes\[0\] must be a positive integer, got 0"),
+    (lambda: nn.init_mlp(rng(), [2, 0, 2]), r"sizes\[1\] must be a positive integer, got 0"),
+    (lambda: nn.init_mlp(rng(), [2, 2.5]), r"sizes\[1\] must be a positive integer, got 2\.5"),
+    (lambda: nn.init_mlp(rng(), 3), r"sizes must be a list \[n_in, hidden..., n_out\]"),
+    (lambda: nn.init_linear(rng(), 2, -1), "n_out must be a positive integer, got -1"),
+    (lambda: nn.init_conv2d(rng(), 3, 2, 0), "kernel_size must be a positive integer"),
+    (lambda: nn.init_group_norm(rng(), 0), "num_channels must be a positive integer"),
+    (lambda: nn.init_gru_cell(rng(), 3, 0), "n_hidden must be a positive integer"),
+])
+def test_sizes_that_are_not_positive_integers_raise_value_error_naming_them(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_an_rng_that_is_not_a_generator_raises_type_error_naming_rng():
+    with pytest.raises(TypeError, match=r"rng must be a numpy.random.Generator, e\.g\. "
+                                        r"numpy.random.default_rng\(0\), got int"):
+        nn.init_mlp(0, [2, 3])

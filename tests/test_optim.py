@@ -86,3 +86,28 @@ def test_invalid_hyperparameters_raise_value_error(make):
 def test_update_with_a_foreign_state_raises_value_error():
     with pytest.raises(ValueError, match=r"missing \['m', 'v'\].*Adam"):
         optim.Adam().update({"p": numpy.zeros(1)}, {"p": numpy.ones(1)}, {"step": 0})
+
+
+@pytest.mark.parametrize("grads, message", [
+    ({"w": numpy.ones(1), "b": numpy.ones(2)},
+     r"grads does not match params at grads\['w'\]: grads has shape \(1,\), params has shape "
+     r"\(3,\)"),
+    ({"w": numpy.ones((3, 1)), "b": numpy.ones(2)}, r"at grads\['w'\].*shape \(3, 1\)"),
+    ({"w": numpy.ones(3)}, r"at grads: grads has keys \['w'\], params has \['b', 'w'\]"),
+    ([numpy.ones(3), numpy.ones(2)], "at grads: grads has list, params has dict"),
+])
+def test_adam_refuses_grads_not_shaped_like_params(grads, message):
+    # A (1,) or (3, 1) gradient would broadcast against a (3,) parameter without an error.
+    params = {"w": numpy.zeros(3), "b": numpy.zeros(2)}
+    adam = optim.Adam()
+    with pytest.raises(ValueError, match=message):
+        adam.update(params, grads, adam.init(params))
+
+
+@pytest.mark.parametrize("make", [optim.SGD, optim.RMSprop, optim.Adam])
+def test_update_refuses_a_state_made_for_other_params(make):
+    optimizer = make(lr=0.1)
+    state = optimizer.init({"w": numpy.zeros(2)})
+    with pytest.raises(ValueError, match=r"state\['\w+'\] does not match params at "
+                                         r"state\['\w+'\]\['w'\].*shape \(2,\).*shape \(3,\)"):
+        optimizer.update({"w": numpy.zeros(3)}, {"w": numpy.ones(3)}, state)

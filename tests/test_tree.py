@@ -1,5 +1,6 @@
 """Parameter pytrees: the walk, flatten/unflatten round trips, tree_map, and parameter files."""
 import os
+import re
 
 import autograd
 import numpy
@@ -147,4 +148,12 @@ def test_save_params_rejects_leaves_it_cannot_store(tmp_path):
         save_params(tmp_path / "bad.npz", {"w": object()})
     with pytest.raises(TypeError, match="string dict keys"):
         save_params(tmp_path / "bad.npz", {1: numpy.ones(1)})
+    assert os.listdir(tmp_path) == []
+
+
+def test_saving_into_a_missing_directory_names_the_directory(tmp_path):
+    missing = tmp_path / "no_such_dir"
+    with pytest.raises(FileNotFoundError, match=r"p\.npz: its directory does not exist.*"
+                                                 + re.escape(repr(str(missing)))):
+        save_params(missing / "p.npz", {"w": numpy.ones(2)})
     assert os.listdir(tmp_path) == []
