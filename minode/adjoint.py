@@ -33,10 +33,11 @@ from dataclasses import dataclass, replace
 
 from autograd import make_vjp
 from autograd.extend import defvjp_argnums, primitive
+from autograd.tracer import getval
 
 from minode import backend, ops
 from minode.dynamics import vector_field
-from minode.integrate import SolveOptions, host_times, integrate
+from minode.integrate import SolveOptions, SolverError, host_times, integrate
 from minode.stats import SolverStats
 from minode.stepping import rms_error_ratio
 
@@ -216,7 +217,13 @@ def _backward_solve(problem, ys, t, theta, grad_ys, want_time_grads):
             a_t = a_t - time_grads[-1]
         state = layout.pack(z_i, a, a_theta, a_t)  # z reset to the stored forward value
         interval = ops.stack([t_i, ops.getitem(t, i - 1)])
-        solution = odeint_adjoint(state, interval, theta, augmented)
+        try:
+            solution = odeint_adjoint(state, interval, theta, augmented)
+        except SolverError as error:
+            raise SolverError(f"the adjoint's backward solve (grad='adjoint') failed between "
+                              f"t={float(getval(t_i)):.6g} and "
+                              f"t={float(getval(ops.getitem(t, i - 1))):.6g}: {error}. Its "
+                              f"options are adjoint_method, adjoint_rtol, adjoint_atol") from error
         a, a_theta, a_t = layout.adjoints(ops.getitem(solution, 1))
     grad_t = None
     if want_time_grads:  # a float32 state still has float64 times

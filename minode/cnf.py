@@ -91,7 +91,7 @@ def _field_and_trace(func, trace, noise):
         return lambda z, t, params: exact_trace(func, z, t, params)
     if trace == "hutchinson":
         return lambda z, t, params: hutchinson_trace(func, z, t, params, noise)
-    return func
+    return _returning_field_and_trace(func)
 
 
 def exact_trace(func, z, t, params):
@@ -133,12 +133,8 @@ def log_prob(func, x, t, params=None, *, base_std=1.0, **flow_options):
     ``t`` runs from the base (t[0]) to the data (t[-1]). The solve goes the density direction,
     data -> base, through ``t`` reversed: with z = z(t[0]),
     log p(x) = log N(z) + int_{t[0]}^{t[-1]} tr(df/dz) dt = log N(z) - log_det(t[0]).
-    ``flow_options`` go to `flow` (trace, noise, and the odeint options). With
-    ``trace="closed_form"``, a ``func`` that does not return the pair ``(dz/dt, trace)`` of
-    shapes (B, D) and (B,) raises ``ValueError`` saying so.
+    ``flow_options`` go to `flow` (trace, noise, and the odeint options).
     """
-    if flow_options.get("trace") == "closed_form":
-        func = _returning_field_and_trace(func)
     zs, log_det = flow(func, _check_batch(x, "x"), _reversed(t), params, **flow_options)
     return ops.add(normal_log_prob(ops.getitem(zs, -1), base_std), ops.getitem(log_det, -1))
 

@@ -52,7 +52,7 @@ def host_times(t):
     return [float(x) for x in backend.to_numpy(t)]
 
 
-def integrate(rhs, y0, times, options, counts, *, first_step=None, error_ratio=rms_error_ratio):
+def integrate(rhs, y0, times, options, counts, *, error_ratio=rms_error_ratio):
     """Solve dy/dt = rhs(y, t) from ``times[0]`` and return ``(outputs, next_step)``.
 
     ``outputs[i]`` is y at ``times[i + 1]``; ``times`` is strictly monotone. With a fixed
@@ -60,7 +60,7 @@ def integrate(rhs, y0, times, options, counts, *, first_step=None, error_ratio=r
     exactly on each output time; otherwise the step is adapted to ``rtol``/``atol`` and outputs
     come from dense output, so output times cost no extra steps. ``next_step`` is the step size
     the controller would try next (for fixed steps, the step used), so a following solve can
-    start from it (``first_step``). ``counts`` (a `minode.stats.Counts`) is incremented in place.
+    start from it (as its ``options.first_step``, the one place a first step is read). ``counts`` (a `minode.stats.Counts`) is incremented in place.
     ``error_ratio(error, y0, y1, rtol, atol)`` is the norm of error control (RMS by default).
     """
     direction = 1.0 if getval(times[-1]) > getval(times[0]) else -1.0
@@ -80,8 +80,7 @@ def integrate(rhs, y0, times, options, counts, *, first_step=None, error_ratio=r
         if options.step_size is not None:
             return _integrate_fixed(forward_rhs, y0, grid, options, this_solve, direction)
         return _integrate_adaptive(forward_rhs, y0, grid, options, this_solve, direction,
-                                   options.first_step if first_step is None else first_step,
-                                   error_ratio)
+                                   options.first_step, error_ratio)
     finally:
         counts.add(this_solve)
 

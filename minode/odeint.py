@@ -29,7 +29,8 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
         func: ``func(y, t, params) -> dy/dt`` with ``y``'s shape and dtype; ``t`` arrives as a
             0-d array of ``y``'s dtype (with a 2-D ``t``: shape (B, 1, ..., 1), one time per
             sample, broadcastable against ``y``). Write it with `minode.ops` so that it runs on
-            every backend.
+            every backend. It is only evaluated at times inside [t[0], t[-1]], forward and
+            backward (up to the rounding of a time to a float32 state's dtype).
         y0: initial state at ``t[0]``, a finite floating-point array of any shape, e.g.
             (batch, dim); a size-0 state gives outputs of size 0.
         t: 1-D, strictly increasing or strictly decreasing, at least 2 times. Or 2-D, shape

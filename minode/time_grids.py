@@ -54,7 +54,7 @@ shared run takes the options as given.
 from autograd.tracer import getval, isbox
 
 from minode import backend
-from minode.ops import as_dtype, getitem, multiply, reshape, stack
+from minode.ops import as_dtype, getitem, multiply, reshape, stack, where
 from minode.solve import solve
 
 __all__ = ["odeint_per_sample"]
@@ -112,24 +112,39 @@ def _segments(host):
 def _solve_interval(func, y, times, first, params, settings):
     """The state at column ``first + 1`` from ``y`` at column ``first``: one solve in s."""
     start = getitem(times, (slice(None), first))
-    span = getitem(times, (slice(None), first + 1)) - start  # in t's precision, then cast
-    interval = tuple(as_dtype(x, getval(y).dtype) for x in (start, span))
-    dynamics = _interval_dynamics(func, with_params=params is not None)
+    end = getitem(times, (slice(None), first + 1))
+    span = end - start  # in t's precision, then cast
+    interval = tuple(as_dtype(x, getval(y).dtype) for x in (start, span, end))
+    dynamics = _interval_dynamics(func, params is not None, _rounds_past_end(*interval))
     return getitem(solve(dynamics, y, backend.asarray([0.0, 1.0]),
                          interval + (params,) if params is not None else interval, settings), 1)
 
 
-def _interval_dynamics(func, with_params):
+def _rounds_past_end(start, span, end):
+    """Whether start + span rounds past end in some row (by an ulp, e.g. across t = 0).
+
+    Only then can start + s * span, 0 <= s <= 1, leave [start, end]: rounding is monotone.
+    """
+    xp = backend.xp
+    start, span, end = getval(start), getval(span), getval(end)
+    return bool(xp.any((start + span - end) * span > 0))
+
+
+def _interval_dynamics(func, with_params, clamp_to_end):
     """dz/ds = span * f(z, start + s * span), row by row, for s in [0, 1].
 
-    ``start`` and ``span`` = t_end - t_start are (B, 1, ..., 1) arrays of z's dtype, so
-    ``func`` receives one time per sample, broadcastable against z (as a 1-D ``t`` arrives as
-    a 0-d array of z's dtype).
+    ``start``, ``span`` = t_end - t_start and ``end`` are (B, 1, ..., 1) arrays of z's dtype,
+    so ``func`` receives one time per sample, broadcastable against z (as a 1-D ``t`` arrives
+    as a 0-d array of z's dtype). With ``clamp_to_end``, a time that rounds past its row's end
+    is that end (the same value and derivative that start + s * span has there, s = 1), so
+    ``func`` is never evaluated outside the row's interval.
     """
     def dynamics(z, s, interval):
-        start, span = interval[0], interval[1]
-        return multiply(span, func(z, start + multiply(s, span),
-                                   interval[2] if with_params else None))
+        start, span, end = interval[0], interval[1], interval[2]
+        time = start + multiply(s, span)
+        if clamp_to_end:
+            time = where((getval(time) - getval(end)) * getval(span) > 0, end, time)
+        return multiply(span, func(z, time, interval[3] if with_params else None))
     return dynamics
 
 

@@ -310,6 +310,8 @@ def test_a_failing_adjoint_backward_solve_reports_the_callers_t():
         return odeint(decay, y0, numpy.array([2.0, 3.0]), RATE, rtol=1e-3, atol=1e-6,
                       max_steps=30, adjoint_rtol=1e-13, adjoint_atol=1e-13)[-1]
     vjp, _ = autograd.make_vjp(end_state)(Y0)  # the forward solve succeeds
-    with pytest.raises(SolverError, match=r"^max_steps=30 exceeded at t=") as error:
+    with pytest.raises(SolverError, match=r"^the adjoint's backward solve \(grad='adjoint'\) "
+                                          r"failed between t=3 and t=2: max_steps=30 exceeded "
+                                          r"at t=.* adjoint_rtol") as error:
         vjp(numpy.ones(2))
     assert 2.0 <= reported_time(error) <= 3.0

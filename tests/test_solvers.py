@@ -416,8 +416,8 @@ def test_dopri5_uses_six_evaluations_per_accepted_step_plus_initial():
 def test_rejected_steps_are_counted_when_the_first_step_is_too_large():
     # Through the engine with first_step=5 on the spiral: the first trials must fail.
     counts = Counts()
-    options = SolveOptions(TABLEAUX["dopri5"], rtol=1e-8, atol=1e-8)
-    integrate(lambda y, t: SPIRAL_A @ y, SPIRAL_Z0, [0.0, 10.0], options, counts, first_step=5.0)
+    options = SolveOptions(TABLEAUX["dopri5"], rtol=1e-8, atol=1e-8, first_step=5.0)
+    integrate(lambda y, t: SPIRAL_A @ y, SPIRAL_Z0, [0.0, 10.0], options, counts)
     assert counts.rejected >= 1
     assert counts.nfe == 1 + 6 * (counts.steps + counts.rejected)  # no initial-step probe
 

@@ -9,6 +9,7 @@ themselves carry the adaptive step sequence's jumps); the bounds leave a factor 
 import numpy
 import pytest
 from autograd import grad
+from autograd.tracer import getval
 
 import strict_backend as strict
 from minode import SolverStats, backend, odeint, ops
@@ -229,3 +230,18 @@ def test_first_step_replaces_hairers_estimate():
     forward = stats.forward
     assert forward.nfe == 1 + 6 * (forward.steps + forward.rejected)
     numpy.testing.assert_allclose(ys, odeint(field, y0, TIMES[0], params, **TIGHT), atol=1e-8)
+
+
+@pytest.mark.parametrize("mode", ["adjoint", "backprop"])
+def test_func_is_never_evaluated_outside_a_rows_interval(mode):
+    """Row 0's start + span rounds an ulp past its end (across t = 0); func must not see it."""
+    t = numpy.array([[-0.5056378869683275, 5.56e-05], [-1.0, 1.0]])
+    outside = []
+
+    def guarded(y, s, params):
+        value = numpy.asarray(getval(s))
+        if numpy.any(value > t[:, 1:]) or numpy.any(value < t[:, :1]):
+            outside.append(value.ravel())
+        return -y
+    grad(lambda t: ops.sum(odeint(guarded, numpy.ones((2, 1)), t, grad=mode)))(t)
+    assert outside == []
