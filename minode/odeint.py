@@ -40,8 +40,8 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
             the rows of ``y`` independently (row b of dy/dt may depend only on ``y[b]`` and
             ``t[b]``); an autonomous ``func`` that ignores ``t`` needs no change.
         params: a pytree (nested tuple/list/dict) of floating-point arrays, or None. A Python
-            float leaf reaches ``func`` as a 0-d float64 array; integer and boolean leaves are
-            refused (autograd differentiates floats only). Every value that ``func`` reads and
+            number (int or float) reaches ``func`` as a 0-d float64 array; integer and boolean
+            arrays are refused (autograd differentiates floats only). Every value that ``func`` reads and
             that autograd differentiates must come in through ``params``: with
             ``grad="adjoint"``, a closure over a differentiated value is refused with an error
             (``grad="backprop"`` traces every step, closures included).
@@ -174,18 +174,19 @@ def _check_rows(rows, name):
 
 
 def _check_params(params):
-    """``params`` with every leaf a floating-point array; a Python float becomes a 0-d float64
-    array (traced along when autograd differentiates it). Integer and boolean leaves are
-    refused: autograd differentiates floats only, and a gradient cast back to an integer
-    dtype would be truncated."""
+    """``params`` with every leaf a floating-point array; a Python number (int or float, as
+    in SciPy's ``args=(-1,)``) becomes a 0-d float64 array, traced along when autograd
+    differentiates it. Integer and boolean arrays (and bools) are refused: their dtype says
+    they are not real parameters, autograd differentiates floats only, and a gradient cast
+    back to an integer dtype would be truncated."""
     if params is None:
         return None
     converted = False
     for path, leaf in tree_paths(params, "params"):
         value = getval(leaf)
-        if isinstance(value, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             converted = True
-        elif isinstance(value, (bool, int, numpy.bool_, numpy.integer)) or (
+        elif isinstance(value, (bool, numpy.bool_, numpy.integer)) or (
                 hasattr(value, "dtype") and value.dtype.kind in "biu"):
             raise ValueError(f"{path} must be floating-point, got {_kind(value)}: autograd "
                              f"differentiates floats only (an integer parameter's gradient "
@@ -204,7 +205,7 @@ def _kind(value):
 
 
 def _as_float_array(leaf):
-    """A Python float leaf as a 0-d float64 array (differentiably); arrays unchanged."""
-    if isinstance(getval(leaf), float):
+    """A Python number leaf as a 0-d float64 array (differentiably); arrays unchanged."""
+    if isinstance(getval(leaf), (int, float)):
         return multiply(leaf, backend.xp.ones((), dtype="float64"))
     return leaf

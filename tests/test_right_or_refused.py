@@ -110,8 +110,8 @@ def test_an_integer_leaf_deep_in_a_pytree_is_named_by_its_path():
         odeint(lambda y, s, p: -y, numpy.ones(2), T, params)
 
 
-@pytest.mark.parametrize("leaf", [3, True, "0.5", None])
-def test_python_integers_and_other_leaves_are_refused(leaf):
+@pytest.mark.parametrize("leaf", [True, numpy.int64(3), "0.5", None])
+def test_booleans_numpy_integers_and_other_leaves_are_refused(leaf):
     with pytest.raises((ValueError, TypeError), match=r"^params\[0\] must be"):
         odeint(lambda y, s, p: -y, numpy.ones(2), T, (leaf,))
 
@@ -124,10 +124,12 @@ def test_a_python_float_parameter_is_differentiated(mode):
     assert grad(loss)(0.5) == pytest.approx(-2 * math.exp(-0.5), rel=1e-6)
 
 
-def test_a_python_float_parameter_reaches_func_as_a_0d_float64_array():
+@pytest.mark.parametrize("number", [0.5, -1])
+def test_a_python_number_parameter_reaches_func_as_a_0d_float64_array(number):
     seen = []
-    odeint(lambda y, s, p: seen.append(p) or -p * y, numpy.ones(2), T, 0.5)
-    assert isinstance(seen[0], numpy.ndarray) and seen[0].shape == () and seen[0] == 0.5
+    odeint(lambda y, s, p: seen.append(p) or -p * y, numpy.ones(2), T, number)
+    assert isinstance(seen[0], numpy.ndarray) and seen[0].dtype == numpy.float64
+    assert seen[0].shape == () and seen[0] == number
 
 
 @pytest.mark.parametrize("mode", MODES)

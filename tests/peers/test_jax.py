@@ -5,10 +5,14 @@ defaults (dopri5, rtol = atol = 1.4e-8) as the solve, its comparison with
 ``scipy.integrate.odeint`` at tol, and its ``check_grads(..., modes=["rev"], order=2,
 atol=tol, rtol=tol)`` as `minode.gradcheck.check_grads` to order 2 in both gradient modes.
 JAX runs these tests in float64 (tol = 1e-3) and, by default, in float32 (tol = 1e-1, central
-differences with JAX's step 1e-4); so do these (float64 with minode's step 1e-6). JAX checks a
+differences with JAX's step 1e-4); so do these, float32 derivatives compared with float64
+central differences (minode's check_grads refuses float32 inputs). JAX checks a
 vector-valued odeint by contracting it with a random cotangent; here the scalar is that
 contraction, sum(w * ys) with a fixed random w, and every entry of the gradient (and of the
 Hessian-vector product) is compared with central differences, not only a random projection.
+JAX's closure tests expect the right gradient; minode's adjoint refuses a closure over a
+differentiated value (it cannot see it) with an error naming params, and backprop gives the
+right gradient: these ports check that.
 
 Known differences (not ported):
 - test_pytree_state: y0 a tuple of arrays; minode's state is one array.
@@ -28,12 +32,13 @@ from numpy.testing import assert_allclose
 import minode
 from minode import ops
 from minode.gradcheck import check_grads, numerical_grad
+from minode.tree import flatten, tree_leaves, tree_map
 
 MODES = ("adjoint", "backprop")
 JAX_DEFAULTS = dict(method="dopri5", rtol=1.4e-8, atol=1.4e-8)  # jax.experimental.ode.odeint
 DTYPES = ("float64", "float32")
 TOL = {"float64": 1e-3, "float32": 1e-1}  # ode_test.py's tol
-EPS = {"float64": 1e-6, "float32": 1e-4}  # central-difference steps (JAX's EPS is 1e-4)
+EPS = 1e-6  # minode's central-difference step in float64 (JAX's is 1e-4)
 # JAX's default gradient tolerance (jax._src.public_test_util.default_gradient_tolerance)
 GRADIENT_TOL = {"float64": 1e-5, "float32": 2e-3}
 
@@ -71,8 +76,35 @@ def check_odeint_grads(func, y0, ts, params, grad_mode):
         params = maybe_params[0] if maybe_params else None
         return ops.sum(cotangent * solve(func, y0, ts, params, grad_mode))
     arguments = (y0, ts) if params is None else (y0, ts, params)
-    check_grads(contracted, *arguments, order=2, atol=TOL[dtype], rtol=TOL[dtype],
-                eps=EPS[dtype])
+    check_grads_of_dtype(contracted, arguments, order=2, tol=TOL[dtype])
+
+
+def check_grads_of_dtype(fun, arguments, order, tol):
+    """`minode.gradcheck.check_grads` at ``tol`` for float64 ``arguments``. minode's
+    check_grads refuses float32 (its rounding, divided by the step, swamps a central
+    difference), so float32 derivatives by autograd, up to ``order``, are compared with central
+    differences of the same function in float64, to the same ``tol``: stricter than JAX's
+    float32 differences with h = 1e-4."""
+    if tree_leaves(arguments)[0].dtype == numpy.float64:
+        check_grads(fun, *arguments, order=order, atol=tol, rtol=tol, eps=EPS)
+        return
+    as_float64 = tree_map(lambda leaf: leaf.astype(numpy.float64), arguments)
+    argnums = tuple(range(len(arguments)))
+    rng = numpy.random.default_rng(0)
+    for level in range(1, order + 1):
+        analytic = grad(fun, argnums)(*arguments)
+        numerical = numerical_grad(lambda packed, fun=fun: fun(*packed), as_float64)
+        assert_allclose(flatten(tuple(analytic))[0], flatten(numerical)[0], atol=tol,
+                        rtol=tol, err_msg=f"order {level}")
+        direction = tree_map(lambda leaf: rng.standard_normal(leaf.shape), arguments)
+        fun = directional_derivative(fun, argnums, direction)
+
+
+def directional_derivative(fun, argnums, direction):
+    """``(*args) -> <grad fun(*args), direction>``, a scalar autograd differentiates again."""
+    def along(*args):
+        return ops.sum(flatten(tuple(grad(fun, argnums)(*args)))[0] * flatten(direction)[0])
+    return along
 
 
 def pend(y, t, params):
@@ -156,23 +188,36 @@ def closure_experiment(grad_mode, x_in_y0=False):
     return experiment
 
 
+REFUSED_CLOSURE = r"not passed through params .*grad='adjoint'"
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("grad_mode", MODES)
 def test_gradient_through_a_value_the_dynamics_close_over(grad_mode, dtype):
     """Port of ode_test.py::ODETest::test_grad_closure (jax issue 2718): ``model`` closes over
-    the differentiated x instead of receiving it as params; the gradient must still be right
-    (jtu.check_grads order 1, at JAX's default gradient tolerance of the dtype)."""
-    check_grads(closure_experiment(grad_mode), numpy.array(0.01, dtype=dtype),
-                atol=GRADIENT_TOL[dtype], rtol=GRADIENT_TOL[dtype], eps=EPS[dtype])
+    the differentiated x instead of receiving it as params. Right or refused: backprop traces
+    the closure and the gradient must be right (JAX's check_grads order 1 at JAX's default
+    gradient tolerance of the dtype); the adjoint cannot see x and must refuse, naming params."""
+    experiment, x = closure_experiment(grad_mode), numpy.array(0.01, dtype=dtype)
+    if grad_mode == "adjoint":
+        with pytest.raises(ValueError, match=REFUSED_CLOSURE):
+            grad(experiment)(x)
+        return
+    check_grads_of_dtype(experiment, (x,), order=1, tol=GRADIENT_TOL[dtype])
 
 
 @pytest.mark.parametrize("grad_mode", MODES)
 def test_gradient_through_a_value_both_closed_over_and_in_y0(grad_mode):
     """ode_test.py::ODETest::test_grad_closure with x also as the initial state: x reaches
     the solve through y0 (an argument the adjoint differentiates) and through the closure
-    (one it cannot see). The gradient must still match central differences to 1e-5."""
-    check_grads(closure_experiment(grad_mode, x_in_y0=True), numpy.array(0.01),
-                atol=GRADIENT_TOL["float64"], rtol=GRADIENT_TOL["float64"])
+    (one it cannot see). Backprop must match central differences to 1e-5; the adjoint must
+    refuse rather than return the y0 part alone."""
+    experiment, x = closure_experiment(grad_mode, x_in_y0=True), numpy.array(0.01)
+    if grad_mode == "adjoint":
+        with pytest.raises(ValueError, match=REFUSED_CLOSURE):
+            grad(experiment)(x)
+        return
+    check_grads(experiment, x, atol=GRADIENT_TOL["float64"], rtol=GRADIENT_TOL["float64"])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -181,12 +226,16 @@ def test_value_and_gradient_through_a_closure_match_finite_differences(grad_mode
     """Port of ode_test.py::ODETest::test_grad_closure_with_vmap (jax issue 2718) without
     jit/vmap: at x = 0.11 (the batch entry JAX inspects) the value of the closure experiment
     matches exp(-9.9 x) (JAX: the un-vmapped value) and its gradient a central difference with
-    h = 5e-6, both to 1e-2."""
+    h = 5e-6, both to 1e-2; the adjoint refuses the closure, naming params."""
     experiment = closure_experiment(grad_mode)
     x = numpy.arange(0.0, 1.0, 0.01, dtype=dtype)[11]
     h = numpy.asarray(5e-6, dtype=dtype)
-    expected_gradient = (experiment(x + h) - experiment(x - h)) / 1e-5
     assert_allclose(experiment(x), numpy.exp(-9.9 * x), atol=1e-2, rtol=1e-2)
+    if grad_mode == "adjoint":
+        with pytest.raises(ValueError, match=REFUSED_CLOSURE):
+            grad(experiment)(x)
+        return
+    expected_gradient = (experiment(x + h) - experiment(x - h)) / 1e-5
     assert_allclose(grad(experiment)(x), expected_gradient, atol=1e-2, rtol=1e-2)
 
 
