@@ -9,9 +9,10 @@ import scipy.integrate
 SCIPY_METHODS = ("RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA")
 
 
-def solve_with_scipy(rhs, y0, times, method, rtol, atol, counts):
-    """Solve with ``solve_ivp(method)`` and return y at every time, shape (len(times),) + y0.shape.
+def solve_with_scipy(rhs, y0, times, options, counts):
+    """Solve with ``solve_ivp`` and return y at every time, shape (len(times),) + y0.shape.
 
+    ``options`` (a `minode.solve.ScipyOptions`) name the method, its tolerances and first step.
     ``rhs(y, t)`` works on arrays of y0's shape; SciPy sees the state flattened. Only
     ``counts.nfe`` is filled: SciPy does not report its steps.
     """
@@ -24,8 +25,9 @@ def solve_with_scipy(rhs, y0, times, method, rtol, atol, counts):
 
     times = numpy.asarray(times, dtype=numpy.float64)
     solution = scipy.integrate.solve_ivp(flat_rhs, (times[0], times[-1]), y0.ravel(),
-                                         method=method, t_eval=times, rtol=rtol, atol=atol)
+                                         method=options.method, t_eval=times, rtol=options.rtol,
+                                         atol=options.atol, first_step=options.first_step)
     if not solution.success:
-        raise RuntimeError(f"scipy.integrate.solve_ivp(method={method!r}) failed: "
+        raise RuntimeError(f"scipy.integrate.solve_ivp(method={options.method!r}) failed: "
                            f"{solution.message}")
     return solution.y.T.reshape((len(times),) + y0.shape).astype(y0.dtype)

@@ -33,11 +33,13 @@ _SCIPY_CANNOT = "A scipy method runs on plain NumPy arrays and cannot differenti
 
 @dataclass(frozen=True)
 class ScipyOptions:
-    """A solve by SciPy's ``solve_ivp(method)`` at tolerances ``rtol``/``atol``."""
+    """A solve by SciPy's ``solve_ivp(method)`` at tolerances ``rtol``/``atol``, starting with
+    ``first_step`` (None: SciPy's own estimate)."""
 
     method: str
     rtol: float
     atol: float
+    first_step: float | None = None
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,12 @@ def solve_settings(*, method, rtol, atol, step_size, max_steps, min_step, first_
     if scipy_method is not None:
         check_positive("rtol", rtol)
         check_positive("atol", atol)
-        return SolveSettings(ScipyOptions(scipy_method, float(rtol), float(atol)), None, grad,
-                             bool(seminorm), stats)
+        if step_size is not None:
+            raise ValueError(f"step_size must be None for method {method!r}: SciPy's methods "
+                             f"choose their own steps; got {step_size!r}")
+        options = ScipyOptions(scipy_method, float(rtol), float(atol),
+                               None if first_step is None else float(first_step))
+        return SolveSettings(options, None, grad, bool(seminorm), stats)
     forward = _solve_options(method, rtol, atol, step_size, max_steps, min_step, first_step, "")
     backward = None
     if grad == "adjoint":
@@ -137,7 +143,7 @@ def _solve_scipy(func, y0, t, params, settings):
         raise ValueError(f"method 'scipy:{options.method}' is forward-only and cannot be "
                          "differentiated; use a minode tableau such as 'dopri5'")
     return solve_with_scipy(vector_field(func, params, _SCIPY_CANNOT), y0, backend.to_numpy(t),
-                            options.method, options.rtol, options.atol, settings.stats.forward)
+                            options, settings.stats.forward)
 
 
 def _scipy_method(method):

@@ -232,3 +232,20 @@ def test_a_two_argument_func_is_refused_before_any_solve():
     with pytest.raises(TypeError, match=r"^func must accept three arguments, func\(y, t, "
                                         r"params\) .* got func\(t, y\)"):
         odeint(lambda t, y: -y, numpy.ones(2), T)
+
+
+# ---------------------------------------------------------------------------------------------
+# Options a SciPy method would otherwise drop
+# ---------------------------------------------------------------------------------------------
+
+def test_a_scipy_method_refuses_a_step_size():
+    with pytest.raises(ValueError, match=r"^step_size must be None for method 'scipy:RK45'"):
+        odeint(lambda y, s, p: -y, numpy.ones(2), T, method="scipy:RK45", step_size=0.1)
+
+
+def test_a_scipy_method_starts_with_the_given_first_step():
+    calls = []
+    odeint(lambda y, s, p: calls.append(float(s)) or -y, numpy.ones(2), T,
+           method="scipy:RK45", first_step=1e-3)
+    # RK45's first step's stages sit at t0 + c_i * first_step, c = (0, 1/5, 3/10, ...)
+    assert calls[1] == pytest.approx(0.2e-3)
