@@ -31,7 +31,6 @@ pass, and the derivative of the adjoint is again an adjoint solve, of the augmen
 """
 from dataclasses import dataclass, replace
 
-from autograd import make_vjp
 from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import getval
 
@@ -40,6 +39,7 @@ from minode.dynamics import vector_field
 from minode.integrate import SolveOptions, SolverError, host_times, integrate
 from minode.stats import SolverStats
 from minode.stepping import rms_error_ratio
+from minode.tracing import vjp_per_argument
 
 
 _ADJOINT_CANNOT = ("The adjoint (grad='adjoint') solves outside autograd's trace and cannot "
@@ -142,11 +142,14 @@ class _AugmentedState:
         self.n_params = n_params
         self.with_time = with_time
 
-    def pack(self, z, a, a_theta, a_t=None):
-        """The flat vector; ``a_t`` (a 0-d array) only when time gradients are wanted."""
+    def pack(self, z, a, a_theta_parts, a_t=None):
+        """The flat vector; ``a_theta_parts`` are arrays whose entries, in order, make a_theta
+        (one per parameter leaf, or a_theta itself); ``a_t`` (a 0-d array) only when time
+        gradients are wanted."""
         # One dtype, z's: a float32 state keeps a float32 backward solve, whatever the
         # dtype of theta (the vjp w.r.t. a float64 theta is float64) or of the times.
-        parts = [z.ravel(), ops.as_dtype(a, z.dtype).ravel(), ops.as_dtype(a_theta, z.dtype)]
+        parts = [z.ravel(), ops.as_dtype(a, z.dtype).ravel()]
+        parts += [ops.as_dtype(part, z.dtype).ravel() for part in a_theta_parts]
         if self.with_time:
             parts.append(ops.as_dtype(a_t, z.dtype).reshape(1))
         return ops.concatenate(parts)
@@ -166,18 +169,28 @@ class _AugmentedState:
 def _augmented_dynamics(problem, layout):
     """d/dt [z, a, a_theta, a_t] = [f, -a^T df/dz, -a^T df/dtheta, -a^T df/dt] (Alg. 1).
 
-    One vector-Jacobian product of f with respect to (z, theta, t) (t only when its gradient
-    is wanted), applied to -a, gives the last three pieces by name. The result is a vector
-    field ``(state, t, theta) -> d state/dt`` that `odeint_adjoint` can solve and differentiate.
+    One vector-Jacobian product of f with respect to z, every parameter array and t (t only
+    when its gradient is wanted), applied to -a, gives the last three pieces by name. Each of
+    them is its own trace root (`minode.tracing.vjp_per_argument`), and theta is cut into the
+    parameter arrays before tracing, so an evaluation traces f's own operations and nothing
+    else. The result is a vector field ``(state, t, theta) -> d state/dt`` that
+    `odeint_adjoint` can solve and differentiate.
     """
-    def f(z, theta, t):
-        return problem.func(z, t, problem.unflatten(theta))
-    vjp_and_value = make_vjp(f, (0, 1, 2) if layout.with_time else (0, 1))
+    unflatten = problem.unflatten
 
     def dynamics(state, t, theta):
         z, a = layout.z_and_a(state)
-        vjp, dz_dt = vjp_and_value(z, theta, t)
-        return layout.pack(dz_dt, *vjp(-a))
+        leaves = unflatten.split(theta)
+        if layout.with_time:
+            vjp, dz_dt = vjp_per_argument(
+                lambda z, t, *leaves: problem.func(z, t, unflatten.rebuild(leaves)),
+                (z, t, *leaves))
+            a_z, a_t_rate, *a_leaves = vjp(-a)
+            return layout.pack(dz_dt, a_z, a_leaves, a_t_rate)
+        vjp, dz_dt = vjp_per_argument(
+            lambda z, *leaves: problem.func(z, t, unflatten.rebuild(leaves)), (z, *leaves))
+        a_z, *a_leaves = vjp(-a)
+        return layout.pack(dz_dt, a_z, a_leaves)
     return dynamics
 
 
@@ -189,13 +202,29 @@ def _augmented_problem(problem, layout):
     """
     error_ratio = seminorm_error_ratio(2 * layout.n) if problem.seminorm else rms_error_ratio
     counts = problem.stats.backward  # every adjoint solve, at any order, counts as backward
-    return AdjointProblem(_augmented_dynamics(problem, layout), _identity, problem.backward,
+    return AdjointProblem(_augmented_dynamics(problem, layout), _WHOLE_VECTOR, problem.backward,
                           problem.backward, problem.seminorm, SolverStats(counts, counts),
                           error_ratio, StepSizeCarry())
 
 
-def _identity(theta):
-    return theta
+class _WholeVector:
+    """The `minode.tree.Unflatten` of a parameter vector that is used whole: the augmented
+    problem's theta, which its dynamics take as the flat vector it is."""
+
+    @staticmethod
+    def __call__(theta):
+        return theta
+
+    @staticmethod
+    def split(theta):
+        return [theta]
+
+    @staticmethod
+    def rebuild(leaves):
+        return leaves[0]
+
+
+_WHOLE_VECTOR = _WholeVector()
 
 
 def _backward_solve(problem, ys, t, theta, grad_ys, want_time_grads):
@@ -215,7 +244,7 @@ def _backward_solve(problem, ys, t, theta, grad_ys, want_time_grads):
             problem.stats.backward.nfe += 1
             time_grads.append(ops.sum(grad_z_i * f(z_i, t_i)))
             a_t = a_t - time_grads[-1]
-        state = layout.pack(z_i, a, a_theta, a_t)  # z reset to the stored forward value
+        state = layout.pack(z_i, a, [a_theta], a_t)  # z reset to the stored forward value
         interval = ops.stack([t_i, ops.getitem(t, i - 1)])
         try:
             solution = odeint_adjoint(state, interval, theta, augmented)

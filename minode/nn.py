@@ -60,7 +60,7 @@ def init_linear(rng, n_in, n_out, dtype="float64"):
 def linear(params, x):
     """``x @ w.T + b`` for ``x`` of shape (..., n_in); returns (..., n_out)."""
     _check_last_axis("x", x, params["w"].shape[1], "linear")
-    return ops.add(ops.matmul(x, ops.transpose(params["w"])), params["b"])
+    return ops.linear(x, params["w"], params["b"])
 
 
 def init_mlp(rng, sizes, dtype="float64"):

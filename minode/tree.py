@@ -107,35 +107,51 @@ def _unflattened(tree, pieces):
 def flatten(tree):
     """Concatenate the leaves of ``tree`` into one 1-D array; returns ``(vector, unflatten)``.
 
-    The vector has the leaves' common (promoted) dtype; ``unflatten(vector)`` rebuilds a tree of
-    the same structure, shapes and leaf dtypes (a float32 leaf beside a float64 one comes back
-    float32). Both directions are differentiable. An empty tree (or None) gives an empty vector.
+    The vector has the leaves' common (promoted) dtype; ``unflatten(vector)`` (an `Unflatten`)
+    rebuilds a tree of the same structure, shapes and leaf dtypes (a float32 leaf beside a
+    float64 one comes back float32). Both directions are differentiable. An empty tree (or
+    None) gives an empty vector.
     """
     leaves = [] if tree is None else tree_leaves(tree)
     for leaf in leaves:
         if not hasattr(getval(leaf), "shape"):
             raise TypeError(f"every leaf of params must be an array, got {type(leaf).__name__}")
-    shapes = [getval(leaf).shape for leaf in leaves]
-    sizes = [int(getval(leaf).size) for leaf in leaves]
-    dtypes = [getval(leaf).dtype for leaf in leaves]
     if leaves:
         vector = ops.concatenate([ops.ravel(leaf) for leaf in leaves])
     else:
         vector = backend.xp.zeros(0)
-    skeleton = getval(tree)
+    return vector, Unflatten(tree, leaves)
 
-    def unflatten(flat_vector):
-        if flat_vector.shape != (sum(sizes),):
-            raise ValueError(f"unflatten expected a vector of shape ({sum(sizes)},), "
-                             f"got {flat_vector.shape}")
+
+class Unflatten:
+    """``unflatten(vector)``: the tree of `flatten` back from its vector, in two halves that
+    can be used apart: `split` cuts the vector into the leaves, `rebuild` puts leaves into
+    the tree's structure (the adjoint cuts once and traces each leaf on its own)."""
+
+    def __init__(self, tree, leaves):
+        self._skeleton = None if tree is None else getval(tree)
+        self._shapes = [getval(leaf).shape for leaf in leaves]
+        self._sizes = [int(getval(leaf).size) for leaf in leaves]
+        self._dtypes = [getval(leaf).dtype for leaf in leaves]
+
+    def __call__(self, vector):
+        return self.rebuild(self.split(vector))
+
+    def split(self, vector):
+        """The leaves, in `tree_leaves` order, each of its own shape and dtype."""
+        if vector.shape != (sum(self._sizes),):
+            raise ValueError(f"unflatten expected a vector of shape ({sum(self._sizes)},), "
+                             f"got {vector.shape}")
         pieces, start = [], 0
-        for shape, size, dtype in zip(shapes, sizes, dtypes):
-            piece = ops.window(flat_vector, start, shape)  # one primitive: a slice, reshaped
+        for shape, size, dtype in zip(self._shapes, self._sizes, self._dtypes):
+            piece = ops.window(vector, start, shape)  # one primitive: a slice, reshaped
             pieces.append(ops.as_dtype(piece, dtype))
             start += size
-        return None if tree is None else _unflattened(skeleton, iter(pieces))
+        return pieces
 
-    return vector, unflatten
+    def rebuild(self, leaves):
+        """The tree with ``leaves`` (in `tree_leaves` order) in place of its own."""
+        return None if self._skeleton is None else _unflattened(self._skeleton, iter(leaves))
 
 
 # ----------------------------------------------------------------------------- Saving to disk

@@ -200,6 +200,12 @@ CASES = [
     case("matmul-2d-1d", ops.matmul, anp.matmul, normal(3, 4), normal(4)),
     case("matmul-1d-1d", ops.matmul, anp.matmul, normal(4), normal(4)),
     # The primitive's transposed operands, which VJPs of VJPs use.
+    case("linear-1d", ops.linear, lambda x, w, b: anp.matmul(x, w.T) + b,
+         normal(4), normal(3, 4), normal(3)),
+    case("linear-2d", ops.linear, lambda x, w, b: anp.matmul(x, w.T) + b,
+         normal(5, 4), normal(3, 4), normal(3)),
+    case("linear-batched", ops.linear, lambda x, w, b: anp.matmul(x, w.T) + b,
+         normal(2, 5, 4), normal(3, 4), normal(3)),
     case("matmul-transpose-a", lambda a, b: _matmul(a, b, True, False),
          lambda a, b: anp.matmul(anp.swapaxes(a, -1, -2), b), normal(2, 4, 3), normal(4, 2)),
     case("matmul-transpose-b", lambda a, b: _matmul(a, b, False, True),
