@@ -238,15 +238,18 @@ def gru(params, xs, h0, return_all=False):
 
     Returns the last state (B, H), or with ``return_all=True`` every state after each step,
     stacked to (T, B, H). To read a sequence backwards in time (the Latent ODE's encoder), pass
-    ``xs[::-1]``. The input projections of all T steps are one matrix product.
+    ``xs[::-1]``. Each step projects its own input: slicing one projection of all T steps
+    instead would give every step a VJP that writes a zero array of the whole projection's
+    size, T of them per backward pass (quadratic in T), where slicing an untraced ``xs`` costs
+    nothing to differentiate.
     """
     if xs.ndim != 3:
         raise ValueError(f"gru: xs must be (T, B, n_in), got shape {xs.shape}")
     _check_gru_args(params, xs.shape[1:], h0.shape, "xs")
-    input_parts = linear({"w": params["w_ih"], "b": params["b_ih"]}, xs)
+    input_layer = {"w": params["w_ih"], "b": params["b_ih"]}
     h, states = h0, []
     for step in range(xs.shape[0]):
-        h = _gru_step(params, ops.getitem(input_parts, step), h)
+        h = _gru_step(params, linear(input_layer, ops.getitem(xs, step)), h)
         states.append(h)
     return ops.stack(states) if return_all else h
 

@@ -44,20 +44,24 @@ def init_planar_cnf(rng, dim=2, units=32, hidden=32, dtype="float64"):
 
 
 def _units(params, t, dim):
-    """The parameters of every unit at time ``t``: w, u (M, D), b and sigma_n / M (M,)."""
-    out = ops.reshape(nn.mlp(params["hyper"], ops.reshape(t, (1, 1))), (-1,))
+    """The parameters of every unit at time ``t``: w, u (M, D), b and sigma_n / M (M,).
+
+    The hypernetwork maps t (as a vector of one entry) to one vector, cut into its pieces by
+    `minode.ops.window`, one primitive per piece: this runs at every evaluation of the field.
+    """
+    out = nn.mlp(params["hyper"], ops.reshape(t, (1,)))
     m = out.shape[0] // (2 * dim + 2)
-    w = ops.reshape(ops.getitem(out, slice(0, m * dim)), (m, dim))
-    u = ops.reshape(ops.getitem(out, slice(m * dim, 2 * m * dim)), (m, dim))
-    b = ops.getitem(out, slice(2 * m * dim, 2 * m * dim + m))
-    gate = ops.sigmoid(ops.getitem(out, slice(2 * m * dim + m, None)))   # one per unit
+    w = ops.window(out, 0, (m, dim))
+    u = ops.window(out, m * dim, (m, dim))
+    b = ops.window(out, 2 * m * dim, (m,))
+    gate = ops.sigmoid(ops.window(out, 2 * m * dim + m, (m,)))   # one per unit
     return w, u, b, ops.divide(gate, m)
 
 
 def _planar_terms(z, t, params):
     """dz/dt of the planar CNF and the pieces its trace is made of."""
     w, u, b, weight = _units(params, t, z.shape[1])
-    h = ops.tanh(ops.add(ops.matmul(z, ops.transpose(w)), b))            # (B, M)
+    h = ops.tanh(ops.linear(z, w, b))                                     # (B, M)
     dz_dt = ops.matmul(ops.multiply(h, weight), u)                        # eq. (10), gated
     return dz_dt, h, w, u, weight
 

@@ -129,7 +129,10 @@ class Unflatten:
     the tree's structure (the adjoint cuts once and traces each leaf on its own)."""
 
     def __init__(self, tree, leaves):
-        self._skeleton = None if tree is None else getval(tree)
+        # The structure alone, in plain containers: a tree traced as a whole may hold traced
+        # containers inside (a DictBox in a tuple), and indexing those at every rebuild would
+        # add traced nodes that nothing uses.
+        self._skeleton = None if tree is None else tree_map(lambda leaf: None, tree)
         self._shapes = [getval(leaf).shape for leaf in leaves]
         self._sizes = [int(getval(leaf).size) for leaf in leaves]
         self._dtypes = [getval(leaf).dtype for leaf in leaves]
