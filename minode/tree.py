@@ -132,7 +132,8 @@ class Unflatten:
         # The structure alone, in plain containers: a tree traced as a whole may hold traced
         # containers inside (a DictBox in a tuple), and indexing those at every rebuild would
         # add traced nodes that nothing uses.
-        self._skeleton = None if tree is None else tree_map(lambda leaf: None, tree)
+        self._empty = tree is None
+        self._skeleton = None if tree is None else tree_map(lambda leaf: "leaf", tree)
         self._shapes = [getval(leaf).shape for leaf in leaves]
         self._sizes = [int(getval(leaf).size) for leaf in leaves]
         self._dtypes = [getval(leaf).dtype for leaf in leaves]
@@ -154,7 +155,7 @@ class Unflatten:
 
     def rebuild(self, leaves):
         """The tree with ``leaves`` (in `tree_leaves` order) in place of its own."""
-        return None if self._skeleton is None else _unflattened(self._skeleton, iter(leaves))
+        return None if self._empty else _unflattened(self._skeleton, iter(leaves))
 
 
 # ----------------------------------------------------------------------------- Saving to disk

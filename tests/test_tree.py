@@ -157,3 +157,12 @@ def test_saving_into_a_missing_directory_names_the_directory(tmp_path):
                                                  + re.escape(repr(str(missing)))):
         save_params(missing / "p.npz", {"w": numpy.ones(2)})
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("tree", [numpy.array(0.7), [numpy.ones(2)], {"a": (numpy.ones(1),)}],
+                         ids=["a bare leaf", "a list", "nested"])
+def test_unflatten_rebuilds_any_tree_from_its_split_leaves(tree):
+    vector, unflatten = flatten(tree)
+    rebuilt = unflatten.rebuild(unflatten.split(vector))
+    assert type(rebuilt) is type(tree)
+    numpy.testing.assert_array_equal(flatten(rebuilt)[0], vector)
