@@ -1,9 +1,10 @@
 """The stepping engine: carry a solution across a grid of output times with one tableau.
 
 `integrate` is the only solve loop in minode: the forward pass of `odeint`, backprop through the
-solver and each interval of the adjoint's backward pass all call it. Time may run either way; it
-is flipped to run forward here (s = -t, ds-dynamics -f), so the loops below see one problem;
-their error messages turn s back into the caller's t.
+solver and each interval of the adjoint's backward pass all call it. Explicit tableaux run in
+the loops below; an implicit Rosenbrock method (`minode.rosenbrock`) in its own loop at the end.
+Time may run either way; it is flipped to run forward here (s = -t, ds-dynamics -f), so the
+loops below see one problem; their error messages turn s back into the caller's t.
 
 ``func`` is never evaluated outside the solve's interval: the stage times t + c_i h lie within a
 step (0 <= c_i <= 1 in every tableau), a step that would pass the final time (a long
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from autograd.tracer import getval
 
 from minode import backend
+from minode.jacobian import linearise
+from minode.rosenbrock import RosenbrockMethod
+from minode.rosenbrock_step import rosenbrock_step
 from minode.stepping import (initial_step_size, interpolate, rk_step, rms_error_ratio,
                              step_size_factor)
 from minode.stats import Counts
@@ -31,14 +35,16 @@ class SolverError(RuntimeError):
 
 @dataclass(frozen=True)
 class SolveOptions:
-    """How to solve: the tableau and either a fixed ``step_size`` or tolerances for adaptivity.
+    """How to solve: the method and either a fixed ``step_size`` or tolerances for adaptivity.
+
+    ``tableau`` is an explicit `ButcherTableau` or an implicit `RosenbrockMethod` (adaptive).
 
     ``max_steps`` bounds the steps (accepted and rejected) of one solve; ``min_step`` is the
     smallest adaptive step allowed before giving up. ``first_step`` is an adaptive solve's
     first trial step when the caller gives none (None: Hairer's estimate, one evaluation).
     """
 
-    tableau: ButcherTableau
+    tableau: ButcherTableau | RosenbrockMethod
     rtol: float = 1e-7
     atol: float = 1e-9
     step_size: float | None = None
@@ -52,7 +58,7 @@ def host_times(t):
     return [float(x) for x in backend.to_numpy(t)]
 
 
-def integrate(rhs, y0, times, options, counts, *, error_ratio=rms_error_ratio):
+def integrate(rhs, y0, times, options, counts, *, error_ratio=rms_error_ratio, quadratures=0):
     """Solve dy/dt = rhs(y, t) from ``times[0]`` and return ``(outputs, next_step)``.
 
     ``outputs[i]`` is y at ``times[i + 1]``; ``times`` is strictly monotone. With a fixed
@@ -62,6 +68,9 @@ def integrate(rhs, y0, times, options, counts, *, error_ratio=rms_error_ratio):
     the controller would try next (for fixed steps, the step used), so a following solve can
     start from it (as its ``options.first_step``, the one place a first step is read). ``counts`` (a `minode.stats.Counts`) is incremented in place.
     ``error_ratio(error, y0, y1, rtol, atol)`` is the norm of error control (RMS by default).
+    ``quadratures``: the last that many entries of the flattened state are quadratures, which
+    ``rhs`` never reads (as a_theta and a_t of the adjoint's augmented state); an implicit
+    method then factorises the Jacobian of the other entries only (`minode.jacobian`).
     """
     direction = 1.0 if getval(times[-1]) > getval(times[0]) else -1.0
     this_solve = Counts()  # limits and error messages speak of this solve alone
@@ -77,6 +86,9 @@ def integrate(rhs, y0, times, options, counts, *, error_ratio=rms_error_ratio):
         return -rhs(y, -s)
 
     try:
+        if isinstance(options.tableau, RosenbrockMethod):
+            return _integrate_rosenbrock(forward_rhs, y0, grid, options, this_solve, direction,
+                                         error_ratio, quadratures)
         if options.step_size is not None:
             return _integrate_fixed(forward_rhs, y0, grid, options, this_solve, direction)
         return _integrate_adaptive(forward_rhs, y0, grid, options, this_solve, direction,
@@ -196,3 +208,94 @@ def _outputs_in_step(times, t, t_next, h, y, y_next, stages, tableau):
                        else interpolate(tableau, y, h, stages, (t_out - t) / h))
     return outputs
 
+
+# ---------------------------------------------------------------------------------------------
+# Implicit methods
+# ---------------------------------------------------------------------------------------------
+
+def _integrate_rosenbrock(rhs, y0, grid, options, counts, direction, error_ratio, quadratures):
+    """The adaptive loop of a Rosenbrock method (`minode.rosenbrock_step`).
+
+    The error control and the step-size controller are the explicit pairs' (with the
+    embedded solution's ``error_order``); the Jacobian is evaluated once per accepted step
+    and reused by the retries of a rejected one (it does not depend on h), while each trial
+    factorises I / gamma - h J anew. As in Hairer's RODAS, the step after a rejection does
+    not grow.
+    """
+    method, rtol, atol = options.tableau, options.rtol, options.atol
+    t, y, t_end = grid[0], y0, grid[-1]
+    linearisation = _linearise(rhs, y, t, quadratures, counts, direction)
+    proposal = options.first_step
+    if proposal is None:
+        proposal = initial_step_size(rhs, getval(y), getval(linearisation.value), getval(t),
+                                     method.error_order, rtol, atol, error_ratio,
+                                     max_step=float(getval(t_end) - getval(t)))
+    outputs, attempts, rejected_in_a_row, last_trial_finite = [], 0, 0, True
+    while len(outputs) < len(grid) - 1:
+        if attempts >= options.max_steps:
+            raise SolverError(f"max_steps={options.max_steps} exceeded at "
+                              f"t={_user_time(t, direction):.6g} after {counts.nfe} function "
+                              f"evaluations and {counts.jacobians} Jacobians ({counts.steps} "
+                              f"steps, {counts.rejected} rejected); raise max_steps or loosen "
+                              f"rtol/atol")
+        attempts += 1
+        if linearisation is None:
+            linearisation = _linearise(rhs, y, t, quadratures, counts, direction)
+        clipped = float(getval(t)) + proposal >= float(getval(t_end))
+        h = t_end - t if clipped else proposal  # as in _integrate_adaptive
+        h_value = float(getval(h))
+        _check_implicit_step_size(h_value, t, direction, options, method, counts,
+                                  rejected_in_a_row, last_trial_finite)
+        trial = rosenbrock_step(rhs, method, y, t, h, linearisation)
+        counts.factorisations += 1
+        ratio = math.inf if trial is None else error_ratio(getval(trial[1]), getval(y),
+                                                           getval(trial[0]), rtol, atol)
+        last_trial_finite = math.isfinite(ratio)
+        if not last_trial_finite or ratio > 1.0:
+            counts.rejected += 1
+            rejected_in_a_row += 1
+            factor = step_size_factor(ratio, method.error_order) if last_trial_finite else 0.2
+            proposal = h_value * factor
+            continue
+        y_next, _, stages = trial
+        counts.steps += 1
+        t_next = t_end if clipped else t + h
+        outputs += _outputs_in_step(grid[len(outputs) + 1:], t, t_next, h, y, y_next, stages,
+                                    method)
+        factor = step_size_factor(ratio, method.error_order)
+        if rejected_in_a_row:
+            factor = min(factor, 1.0)
+        proposal = max(h_value * factor, proposal) if clipped else h_value * factor
+        t, y, linearisation, rejected_in_a_row = t_next, y_next, None, 0
+    return outputs, proposal
+
+
+def _linearise(rhs, y, t, quadratures, counts, direction):
+    """`minode.jacobian.linearise`, counted, with f and J checked to be finite."""
+    linearisation = linearise(rhs, y, t, quadratures)
+    counts.jacobians += 1
+    t_user = _user_time(t, direction)
+    _check_finite(linearisation.value, t_user, counts.steps,
+                  "func returned a non-finite derivative")
+    if not bool(backend.xp.all(backend.xp.isfinite(getval(linearisation.jacobian)))):
+        raise SolverError(f"the Jacobian df/dy of func (by autograd) is not finite at "
+                          f"t={t_user:.6g}, step {counts.steps}: an implicit method needs func "
+                          f"differentiable in y along the solution (e.g. no sqrt or log at 0)")
+    return linearisation
+
+
+def _check_implicit_step_size(h, t, direction, options, method, counts, rejected_in_a_row,
+                              last_trial_finite):
+    t_value = float(getval(t))
+    if h >= options.min_step and t_value + h != t_value:
+        return
+    where = (f"at t={direction * t_value:.6g}, step {counts.steps + 1} (h={h:.3g}, "
+             f"min_step={options.min_step:g}, {rejected_in_a_row} trial steps rejected in a "
+             f"row, {counts.nfe} function evaluations)")
+    if not last_trial_finite:
+        raise SolverError(f"step size underflow {where}: the trial steps of {method.name!r} "
+                          f"gave non-finite values (NaN or inf) however small the step; check "
+                          f"func for NaN/inf")
+    raise SolverError(f"step size underflow {where}: {method.name!r} needs steps too short to "
+                      f"move t; the solution may be singular here (it blows up, or func is not "
+                      f"smooth); check func, loosen rtol/atol or use a smaller min_step")

@@ -20,6 +20,7 @@ from minode.checks import check_choice, check_nonnegative, check_positive, check
 from minode.dynamics import vector_field
 from minode.integrate import SolveOptions, host_times, integrate
 from minode.ops import stack
+from minode.rosenbrock import ROSENBROCK_METHODS
 from minode.scipy_bridge import SCIPY_METHODS, solve_with_scipy
 from minode.stats import SolverStats
 from minode.tableaux import TABLEAUX
@@ -28,6 +29,8 @@ from minode.tree import flatten, tree_leaves
 __all__ = ["GRAD_MODES", "ScipyOptions", "SolveSettings", "solve_settings", "solve"]
 
 GRAD_MODES = ("adjoint", "backprop")
+# Every minode method by name: the explicit tableaux, then the implicit (Rosenbrock) methods.
+_METHODS = {**TABLEAUX, **ROSENBROCK_METHODS}
 _SCIPY_CANNOT = "A scipy method runs on plain NumPy arrays and cannot differentiate it"
 
 
@@ -162,8 +165,8 @@ def _solve_options(method, rtol, atol, step_size, max_steps, min_step, first_ste
     """
     if not isinstance(method, str):
         raise ValueError(f"{prefix}method must be a string, got {method!r}")
-    check_choice(f"{prefix}method", method, tuple(TABLEAUX))
-    tableau = TABLEAUX[method]
+    check_choice(f"{prefix}method", method, tuple(_METHODS))
+    tableau = _METHODS[method]
     if tableau.adaptive:
         if step_size is not None:
             raise ValueError(f"{prefix}step_size must be None for the adaptive method "
@@ -191,7 +194,7 @@ def _adjoint_options(forward, method, rtol, atol, step_size):
     if isinstance(method, str) and method.startswith("scipy:"):
         raise ValueError(f"adjoint_method must be a minode tableau, got {method!r}: scipy "
                          "methods cannot run the backward solve")
-    adaptive = isinstance(method, str) and method in TABLEAUX and TABLEAUX[method].adaptive
+    adaptive = isinstance(method, str) and method in _METHODS and _METHODS[method].adaptive
     if step_size is None and not adaptive:
         step_size = forward.step_size
     return _solve_options(method, forward.rtol if rtol is None else rtol,

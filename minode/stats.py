@@ -1,24 +1,37 @@
 """Solver statistics: how many function evaluations and steps a solve took."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
 class Counts:
-    """Counters for one direction of a solve."""
+    """Counters for one direction of a solve.
+
+    ``jacobians`` counts the Jacobians df/dy an implicit method evaluated (each costs one
+    evaluation of f, counted in ``nfe``, and one vector-Jacobian product per row,
+    `minode.jacobian`); ``factorisations`` its LU factorisations (one per trial step).
+    """
 
     nfe: int = 0
     steps: int = 0
     rejected: int = 0
+    jacobians: int = 0
+    factorisations: int = 0
 
     def reset(self):
         """Set every counter back to zero."""
-        self.nfe = self.steps = self.rejected = 0
+        for counter in fields(self):
+            setattr(self, counter.name, 0)
 
     def add(self, other):
         """Add the counts of ``other`` to these."""
-        self.nfe += other.nfe
-        self.steps += other.steps
-        self.rejected += other.rejected
+        for counter in fields(self):
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
+
+    def __str__(self):
+        text = f"{self.nfe} evaluations, {self.steps} steps ({self.rejected} rejected)"
+        if self.jacobians or self.factorisations:
+            text += f", {self.jacobians} Jacobians, {self.factorisations} LU factorisations"
+        return text
 
 
 @dataclass
@@ -39,6 +52,4 @@ class SolverStats:
         self.backward.reset()
 
     def __str__(self):
-        f, b = self.forward, self.backward
-        return (f"forward: {f.nfe} evaluations, {f.steps} steps ({f.rejected} rejected); "
-                f"backward: {b.nfe} evaluations, {b.steps} steps ({b.rejected} rejected)")
+        return f"forward: {self.forward}; backward: {self.backward}"

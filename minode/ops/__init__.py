@@ -7,7 +7,7 @@ from minode.ops.conv import avg_pool2d, col2im, conv2d, global_avg_pool, im2col
 from minode.ops.elementwise import (absolute, add, as_dtype, astype, cos, divide, elu, exp, log,
                                     multiply, negative, power, relu, sigmoid, sin, softplus,
                                     sqrt, square, subtract, tanh, where)
-from minode.ops.linalg import linear, matmul
+from minode.ops.linalg import LUFactors, linear, lu_factor, lu_solve, matmul
 from minode.ops.losses import (cross_entropy, gaussian_log_likelihood,
                                kl_diag_gaussian_to_standard, log_softmax, mean_absolute_error,
                                mean_squared_error)
