@@ -67,7 +67,10 @@ class AdjointProblem:
     ``unflatten`` turns the flat parameter vector theta back into the pytree ``func`` expects.
     ``seminorm``: the backward error control measures z and a only (`seminorm_error_ratio`).
     ``error_ratio`` is the error norm of the forward solve; ``step_carry``, when given, holds
-    the forward solve's first step and receives its next one.
+    the forward solve's first step and receives its next one. ``quadratures``: the last that
+    many entries of the flat state are quadratures that ``func`` never reads (a_theta and a_t
+    of an augmented state), which an implicit method solves without factorising their part of
+    the Jacobian (`minode.jacobian`).
     """
 
     func: object
@@ -78,6 +81,7 @@ class AdjointProblem:
     stats: SolverStats
     error_ratio: object = rms_error_ratio
     step_carry: StepSizeCarry | None = None
+    quadratures: int = 0
 
 
 @primitive
@@ -92,7 +96,8 @@ def odeint_adjoint(y0, t, theta, problem):
     if carry is not None and carry.step is not None:
         options = replace(options, first_step=carry.step)
     outputs, next_step = integrate(rhs, y0, host_times(t), options, problem.stats.forward,
-                                   error_ratio=problem.error_ratio)
+                                   error_ratio=problem.error_ratio,
+                                   quadratures=problem.quadratures)
     if carry is not None:
         carry.step = next_step
     return backend.xp.stack([y0] + outputs)
@@ -204,7 +209,8 @@ def _augmented_problem(problem, layout):
     counts = problem.stats.backward  # every adjoint solve, at any order, counts as backward
     return AdjointProblem(_augmented_dynamics(problem, layout), _WHOLE_VECTOR, problem.backward,
                           problem.backward, problem.seminorm, SolverStats(counts, counts),
-                          error_ratio, StepSizeCarry())
+                          error_ratio, StepSizeCarry(),
+                          quadratures=layout.n_params + int(layout.with_time))
 
 
 class _WholeVector:

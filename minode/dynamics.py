@@ -12,6 +12,7 @@ import inspect
 from autograd.tracer import getval, isbox
 
 from minode import backend, ops
+from minode.tracing import traced_beyond
 
 _UNTRACEABLE_NUMPY = ("func called a NumPy function that autograd cannot trace (such as np.dot "
                       "or np.linalg functions) on a traced value; write func with minode.ops "
@@ -76,7 +77,7 @@ def vector_field(func, params, refuse_traced_result=None):
             if "Box" in str(error):  # a NumPy function met one of autograd's boxes
                 raise TypeError(_UNTRACEABLE_NUMPY) from error
             raise
-        if refuse_traced_result is not None and isbox(dy_dt):
+        if refuse_traced_result is not None and traced_beyond(dy_dt, (y, t)):
             raise ValueError(_closure_message(refuse_traced_result))
         check_derivative(dy_dt, y, t, func)
         return dy_dt

@@ -1,5 +1,5 @@
-"""A vector-Jacobian product with one trace root per argument: the one place that uses
-autograd's internals (its trace stack, nodes and boxes) directly.
+"""A vector-Jacobian product with one trace root per argument, and which traces a value is
+in: the one place that uses autograd's internals (its trace stack, nodes and boxes) directly.
 
 ``autograd.make_vjp(f, argnum=(0, 1, 2))`` traces f once with its arguments packed in one tuple:
 the tuple is the root, and every argument is read out of it by a traced indexing node, whose
@@ -17,7 +17,7 @@ from autograd.tracer import getval, isbox, new_box, toposort, trace_stack
 
 from minode import backend
 
-__all__ = ["vjp_per_argument"]
+__all__ = ["vjp_per_argument", "traced_beyond"]
 
 
 def vjp_per_argument(fun, args):
@@ -59,3 +59,16 @@ def _backward_pass(grad_out, end_node, roots):
 def _zeros_like(arg):
     value = getval(arg)
     return backend.xp.zeros(value.shape, dtype=value.dtype)
+
+
+def traced_beyond(result, inputs):
+    """True when autograd traces ``result`` in a trace that none of ``inputs`` belongs to: it
+    depends on a differentiated value that reached it some other way than through ``inputs``.
+
+    (An implicit method traces y and t to build its Jacobian, `minode.jacobian`: a result
+    traced by that alone is not a closure over another differentiated value.)
+    """
+    own_traces = {x._trace for x in inputs if isbox(x)}
+    while isbox(result) and result._trace in own_traces:
+        result = result._value
+    return isbox(result)
