@@ -26,11 +26,17 @@ from minode.rosenbrock_step import rosenbrock_step
 from minode.stepping import (initial_step_size, interpolate, rk_step, rms_error_ratio,
                              step_size_factor)
 from minode.stats import Counts
+from minode.stiffness import StiffnessMonitor, use_implicit_methods
 from minode.tableaux import ButcherTableau
 
 
 class SolverError(RuntimeError):
-    """A solve could not continue (step size underflow, too many steps, non-finite state)."""
+    """A solve could not continue (step size underflow, too many steps, non-finite state).
+
+    Where an adaptive solve runs out of steps or its step collapses, the message says whether
+    the problem appears stiff, with the evidence, and names the implicit methods to use
+    (`minode.stiffness`).
+    """
 
 
 @dataclass(frozen=True)
@@ -143,8 +149,9 @@ def _integrate_adaptive(rhs, y0, grid, options, counts, direction, first_step, e
                                      max_step=float(getval(t_end) - getval(t)))
     outputs = []
     attempts, last_trial_finite = 0, True
+    stiffness = StiffnessMonitor(tableau, direction)
     while len(outputs) < len(grid) - 1:
-        _check_attempts(attempts, options.max_steps, _user_time(t, direction), counts)
+        _check_attempts(attempts, options.max_steps, _user_time(t, direction), counts, stiffness)
         attempts += 1
         clipped = float(getval(t)) + proposal >= float(getval(t_end))
         # h is the step taken. The last step ends exactly at t_end; written as t_end - t it
@@ -152,7 +159,8 @@ def _integrate_adaptive(rhs, y0, grid, options, counts, direction, first_step, e
         # other steps are constants).
         h = t_end - t if clipped else proposal
         h_value = float(getval(h))
-        _check_step_size(h_value, t, direction, options.min_step, counts, last_trial_finite)
+        _check_step_size(h_value, t, direction, options.min_step, counts, last_trial_finite,
+                         stiffness)
         y_next, error, stages = rk_step(rhs, tableau, y, t, h, f)
         ratio = error_ratio(getval(error), getval(y), getval(y_next), rtol, atol)
         last_trial_finite = math.isfinite(ratio)
@@ -166,6 +174,7 @@ def _integrate_adaptive(rhs, y0, grid, options, counts, direction, first_step, e
             proposal = h_value * factor
             continue
         counts.steps += 1
+        stiffness.record(stages, h_value, t, y, rtol, atol)
         t_next = t_end if clipped else t + h
         outputs += _outputs_in_step(grid[len(outputs) + 1:], t, t_next, h, y, y_next, stages,
                                     tableau)
@@ -177,14 +186,18 @@ def _integrate_adaptive(rhs, y0, grid, options, counts, direction, first_step, e
     return outputs, proposal
 
 
-def _check_attempts(attempts, max_steps, t_user, counts):
-    if attempts >= max_steps:
-        raise SolverError(f"max_steps={max_steps} exceeded at t={t_user:.6g} after "
-                          f"{counts.nfe} function evaluations; raise max_steps or loosen "
-                          f"rtol/atol")
+def _check_attempts(attempts, max_steps, t_user, counts, stiffness):
+    if attempts < max_steps:
+        return
+    where = (f"max_steps={max_steps} exceeded at t={t_user:.6g} after {counts.nfe} function "
+             f"evaluations")
+    if stiffness.appears_stiff:
+        raise SolverError(f"{where}: {stiffness.evidence()}. A larger max_steps or a looser "
+                          f"rtol/atol buys little: {use_implicit_methods()}")
+    raise SolverError(f"{where}; raise max_steps or loosen rtol/atol")
 
 
-def _check_step_size(h, t, direction, min_step, counts, last_trial_finite):
+def _check_step_size(h, t, direction, min_step, counts, last_trial_finite, stiffness):
     t_value = float(getval(t))  # the engine's time: h must still move it
     if h >= min_step and t_value + h != t_value:
         return
@@ -194,8 +207,16 @@ def _check_step_size(h, t, direction, min_step, counts, last_trial_finite):
     if not last_trial_finite:
         raise SolverError(f"the state became non-finite (NaN or inf) {where}: every smaller "
                           f"trial step failed too; check func for NaN/inf")
-    raise SolverError(f"step size underflow {where}: the problem may be stiff or singular "
-                      f"here; loosen rtol/atol or use a smaller min_step")
+    if stiffness.appears_stiff:
+        raise SolverError(f"step size underflow {where}: {stiffness.evidence()}. Either "
+                          f"{use_implicit_methods()} or a smaller min_step")
+    singular = "the solution may be singular here (it blows up, or func is not smooth)"
+    if not stiffness.can_tell:
+        raise SolverError(f"step size underflow {where}: {singular}, or the problem stiff (too "
+                          f"few accepted steps to tell); check func, loosen rtol/atol or use a "
+                          f"smaller min_step, or if it is stiff {use_implicit_methods()}")
+    raise SolverError(f"step size underflow {where}: {singular}; check func, loosen rtol/atol "
+                      f"or use a smaller min_step")
 
 
 def _outputs_in_step(times, t, t_next, h, y, y_next, stages, tableau):
