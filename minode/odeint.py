@@ -46,7 +46,8 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
             ``grad="adjoint"``, a closure over a differentiated value is refused with an error
             (``grad="backprop"`` traces every step, closures included).
         method: a tableau name: fixed-step ``"euler"``, ``"midpoint"``, ``"heun"``, ``"rk4"``
-            (need ``step_size``), adaptive ``"bosh3"``, ``"dopri5"``, ``"tsit5"``; or a SciPy
+            (need ``step_size``), adaptive ``"bosh3"``, ``"dopri5"``, ``"tsit5"``; the
+            implicit ``"rodas4"`` for stiff problems (`minode.rosenbrock`); or a SciPy
             reference ``"scipy:RK45"``, ``"scipy:DOP853"``, ``"scipy:LSODA"``, ... (forward only).
         rtol, atol: tolerances of adaptive methods: a step is accepted when the RMS of
             error / (atol + rtol * max(|y_old|, |y_new|)) is at most 1.

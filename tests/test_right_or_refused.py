@@ -11,7 +11,7 @@ import numpy
 import pytest
 from autograd import grad
 
-from minode import cnf, odeint, ops
+from minode import SolverError, cnf, odeint, ops
 from minode.gradcheck import numerical_grad
 
 T = numpy.array([0.0, 1.0])
@@ -249,3 +249,51 @@ def test_a_scipy_method_starts_with_the_given_first_step():
            method="scipy:RK45", first_step=1e-3)
     # RK45's first step's stages sit at t0 + c_i * first_step, c = (0, 1/5, 3/10, ...)
     assert calls[1] == pytest.approx(0.2e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# A stiff problem whose z cannot be recomputed backwards (Algorithm 1's weak spot)
+# ---------------------------------------------------------------------------------------------
+
+STIFF_A = numpy.array([[-1.0, 999.0], [0.0, -1000.0]])  # eigenvalues -1 and -1000
+
+
+def _stiff_gradient(span, method):
+    """d/dA sum(y(span)) for y' = A y, y(0) = (1, 1), by the adjoint, and the closed form
+    (the Fréchet derivative of expm, applied to y0)."""
+    from scipy.linalg import expm_frechet
+    y0 = numpy.ones(2)
+    def loss(a):
+        return ops.sum(odeint(lambda y, s, p: ops.matmul(p, y), y0, numpy.array([0.0, span]),
+                              a, method=method, rtol=1e-8, atol=1e-10)[-1])
+    expected = numpy.zeros((2, 2))
+    for index in numpy.ndindex(2, 2):
+        direction = numpy.zeros((2, 2))
+        direction[index] = span
+        expected[index] = expm_frechet(STIFF_A * span, direction, compute_expm=False).dot(y0).sum()
+    return loss, expected
+
+
+@pytest.mark.parametrize("method", ["dopri5", "rodas4"])
+def test_a_short_stiff_interval_gets_the_closed_form_gradient(method):
+    loss, expected = _stiff_gradient(0.005, method)
+    numpy.testing.assert_allclose(grad(loss)(STIFF_A), expected, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "rodas4"])
+def test_the_adjoint_refuses_a_gradient_whose_backward_z_was_lost(method):
+    # Over 0.04 the mode e^{-1000 t} grows by e^40 backwards: the recomputed z, and with it
+    # the gradient, would be off by orders of magnitude with every step accepted.
+    loss, _ = _stiff_gradient(0.04, method)
+    with pytest.raises(SolverError, match=r"lost z between t=0.04 and t=0: .* times the "
+                                          r"tolerance.* grad='backprop'"):
+        grad(loss)(STIFF_A)
+
+
+def test_backprop_gets_the_stiff_gradient_the_adjoint_refuses():
+    loss, expected = _stiff_gradient(0.04, "rodas4")
+    def backprop_loss(a):
+        return ops.sum(odeint(lambda y, s, p: ops.matmul(p, y), numpy.ones(2),
+                              numpy.array([0.0, 0.04]), a, method="rodas4", rtol=1e-8,
+                              atol=1e-10, grad="backprop")[-1])
+    numpy.testing.assert_allclose(grad(backprop_loss)(STIFF_A), expected, rtol=1e-5, atol=1e-9)
