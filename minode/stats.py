@@ -4,21 +4,27 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Counts:
-    """Counters for one direction of a solve."""
+    """Counters for one direction of a solve: evaluations of the vector field (``nfe``),
+    steps accepted and rejected, Jacobian evaluations and LU factorisations (implicit
+    methods)."""
 
     nfe: int = 0
     steps: int = 0
     rejected: int = 0
+    jacobians: int = 0
+    lu: int = 0
 
     def reset(self):
         """Set every counter back to zero."""
-        self.nfe = self.steps = self.rejected = 0
+        self.nfe = self.steps = self.rejected = self.jacobians = self.lu = 0
 
     def add(self, other):
         """Add the counts of ``other`` to these."""
         self.nfe += other.nfe
         self.steps += other.steps
         self.rejected += other.rejected
+        self.jacobians += other.jacobians
+        self.lu += other.lu
 
 
 @dataclass
