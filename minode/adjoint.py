@@ -138,7 +138,7 @@ def seminorm_error_ratio(n_controlled):
     return error_ratio
 
 
-class _AugmentedState:
+class AugmentedState:
     """The layout of [z, a, a_theta, a_t] in one flat vector, the state of the backward ODE.
 
     Slicing and the ``reshape``/``ravel`` methods run as plain array operations on the
@@ -178,7 +178,7 @@ class _AugmentedState:
         return state[n:2 * n].reshape(self.state_shape), state[2 * n:2 * n + p], a_t
 
 
-def _augmented_dynamics(problem, layout):
+def augmented_dynamics(problem, layout):
     """d/dt [z, a, a_theta, a_t] = [f, -a^T df/dz, -a^T df/dtheta, -a^T df/dt] (Alg. 1).
 
     One vector-Jacobian product of f with respect to z, every parameter array and t (t only
@@ -186,7 +186,8 @@ def _augmented_dynamics(problem, layout):
     them is its own trace root (`minode.tracing.vjp_per_argument`), and theta is cut into the
     parameter arrays before tracing, so an evaluation traces f's own operations and nothing
     else. The result is a vector field ``(state, t, theta) -> d state/dt`` that
-    `odeint_adjoint` can solve and differentiate.
+    `odeint_adjoint` can solve and differentiate. Of ``problem`` it reads ``func`` and
+    ``unflatten`` only (`minode.scipy_adjoint` passes a problem of its own).
     """
     unflatten = problem.unflatten
 
@@ -214,7 +215,7 @@ def _augmented_problem(problem, layout):
     """
     error_ratio = seminorm_error_ratio(2 * layout.n) if problem.seminorm else rms_error_ratio
     counts = problem.stats.backward  # every adjoint solve, at any order, counts as backward
-    return AdjointProblem(_augmented_dynamics(problem, layout), _WHOLE_VECTOR, problem.backward,
+    return AdjointProblem(augmented_dynamics(problem, layout), _WHOLE_VECTOR, problem.backward,
                           problem.backward, problem.seminorm, SolverStats(counts, counts),
                           error_ratio, StepSizeCarry(),
                           quadratures=layout.n_params + int(layout.with_time))
@@ -243,7 +244,7 @@ _WHOLE_VECTOR = _WholeVector()
 def _backward_solve(problem, ys, t, theta, grad_ys, want_time_grads):
     """Algorithm 1 over every interval [t_{i-1}, t_i], from the last output time to t_0."""
     xp = backend.xp
-    layout = _AugmentedState(ys.shape[1:], int(theta.shape[0]), want_time_grads)
+    layout = AugmentedState(ys.shape[1:], int(theta.shape[0]), want_time_grads)
     augmented = _augmented_problem(problem, layout)
     f = vector_field(problem.func, problem.unflatten(theta))
     a = xp.zeros(ys.shape[1:], dtype=ys.dtype)

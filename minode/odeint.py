@@ -47,8 +47,10 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
             (``grad="backprop"`` traces every step, closures included).
         method: a tableau name: fixed-step ``"euler"``, ``"midpoint"``, ``"heun"``, ``"rk4"``
             (need ``step_size``), adaptive ``"bosh3"``, ``"dopri5"``, ``"tsit5"``; the
-            implicit ``"rodas4"`` for stiff problems (`minode.rosenbrock`); or a SciPy
-            reference ``"scipy:RK45"``, ``"scipy:DOP853"``, ``"scipy:LSODA"``, ... (forward only).
+            implicit ``"rodas4"`` for stiff problems (`minode.rosenbrock`); or SciPy's
+            ``"scipy:RK45"``, ``"scipy:DOP853"``, ``"scipy:RK23"`` (forward only) and the stiff
+            ``"scipy:Radau"``, ``"scipy:BDF"``, ``"scipy:LSODA"``, differentiable once with
+            ``grad="adjoint"`` (the paper's Appendix D construction, `minode.scipy_adjoint`).
         rtol, atol: tolerances of adaptive methods: a step is accepted when the RMS of
             error / (atol + rtol * max(|y_old|, |y_new|)) is at most 1.
         step_size: the step of a fixed-step method; each interval of ``t`` is split evenly.
@@ -83,8 +85,9 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
         dL/dt_i = dL/dy(t_i) . func(y(t_i), t_i) for i > 0 and dL/dt_0 = -a(t_0) . func(y0, t_0),
         where a(t_0) is the adjoint just after t_0 (see `minode.adjoint`). Differentiable to
         any order in both modes (``grad`` of ``grad``, Hessian-vector products: the adjoint's
-        backward pass is itself an adjoint solve, the paper's Appendix D); ``scipy:`` methods
-        not at all.
+        backward pass is itself an adjoint solve, the paper's Appendix D); SciPy's Radau, BDF
+        and LSODA once, with ``grad="adjoint"`` (a second derivative is refused), the other
+        ``scipy:`` methods not at all. ``seminorm`` applies to minode's methods only.
     """
     _check_callable(func)
     y0 = _check_state(y0)

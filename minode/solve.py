@@ -5,7 +5,10 @@ checked ``func``, ``y0``, ``t`` and ``params``, to `solve` (a 1-D ``t``) or to
 `minode.time_grids` (a 2-D ``t``, which calls `solve` once per interval or shared run). `solve`
 picks the path by the settings:
 
-    a SciPy method      `minode.scipy_bridge`, forward only;
+    a SciPy method      `minode.scipy_bridge` when nothing is differentiated; under
+                        differentiation, with grad="adjoint" and Radau, BDF or LSODA,
+                        `minode.scipy_adjoint.odeint_scipy_adjoint` (the adjoint equations
+                        solved backwards by SciPy), and a refusal naming those otherwise;
     grad="backprop"     `minode.integrate` with every step traced by autograd (sec. 3, "RK-Net");
     grad="adjoint"      `minode.adjoint.odeint_adjoint`, whose VJP is Algorithm 1.
 """
@@ -21,7 +24,9 @@ from minode.dynamics import vector_field
 from minode.integrate import SolveOptions, host_times, integrate
 from minode.ops import stack
 from minode.rosenbrock import ROSENBROCK_METHODS
-from minode.scipy_bridge import SCIPY_METHODS, solve_with_scipy
+from minode.scipy_adjoint import (DIFFERENTIABLE_METHODS, ScipyAdjointProblem,
+                                  odeint_scipy_adjoint)
+from minode.scipy_bridge import SCIPY_CANNOT, SCIPY_METHODS, solve_with_scipy
 from minode.stats import SolverStats
 from minode.tableaux import TABLEAUX
 from minode.tree import flatten, tree_leaves
@@ -31,7 +36,7 @@ __all__ = ["GRAD_MODES", "ScipyOptions", "SolveSettings", "solve_settings", "sol
 GRAD_MODES = ("adjoint", "backprop")
 # Every minode method by name: the explicit tableaux, then the implicit (Rosenbrock) methods.
 _METHODS = {**TABLEAUX, **ROSENBROCK_METHODS}
-_SCIPY_CANNOT = "A scipy method runs on plain NumPy arrays and cannot differentiate it"
+_DIFFERENTIABLE = ", ".join(f"'scipy:{name}'" for name in DIFFERENTIABLE_METHODS)
 
 
 @dataclass(frozen=True)
@@ -50,12 +55,13 @@ class SolveSettings:
     """Everything `odeint` was told about how to solve, checked.
 
     ``forward`` is a `SolveOptions` for a minode tableau or a `ScipyOptions`; ``backward`` the
-    options of the adjoint's backward solve (None unless ``grad == "adjoint"`` with a minode
-    tableau). ``stats`` receives the counts of every solve made with these settings.
+    options of the adjoint's backward solve, of the same kind (None unless
+    ``grad == "adjoint"``). ``stats`` receives the counts of every solve made with these
+    settings.
     """
 
     forward: SolveOptions | ScipyOptions
-    backward: SolveOptions | None
+    backward: SolveOptions | ScipyOptions | None
     grad: str
     seminorm: bool
     stats: SolverStats
@@ -104,9 +110,17 @@ def solve_settings(*, method, rtol, atol, step_size, max_steps, min_step, first_
         if step_size is not None:
             raise ValueError(f"step_size must be None for method {method!r}: SciPy's methods "
                              f"choose their own steps; got {step_size!r}")
+        if seminorm:
+            raise ValueError(f"seminorm=True applies to minode's own backward solve; SciPy's "
+                             f"methods measure the error of the whole state. Pass "
+                             f"seminorm=False with method {method!r}")
         options = ScipyOptions(scipy_method, float(rtol), float(atol),
                                None if first_step is None else float(first_step))
-        return SolveSettings(options, None, grad, bool(seminorm), stats)
+        backward = None
+        if grad == "adjoint":
+            backward = _scipy_adjoint_options(options, adjoint_method, adjoint_rtol,
+                                              adjoint_atol, adjoint_step_size)
+        return SolveSettings(options, backward, grad, False, stats)
     forward = _solve_options(method, rtol, atol, step_size, max_steps, min_step, first_step, "")
     backward = None
     if grad == "adjoint":
@@ -119,7 +133,8 @@ def solve(func, y0, t, params, settings):
     """y at every time of the checked 1-D ``t``, shape (len(t),) + y0.shape, by ``settings``.
 
     ``func``, ``y0``, ``t`` and ``params`` are as `odeint` checked them; differentiable by
-    autograd w.r.t. ``y0``, ``t`` and ``params`` unless the method is SciPy's.
+    autograd w.r.t. ``y0``, ``t`` and ``params``, except by SciPy's explicit methods and by any
+    SciPy method with ``grad="backprop"``.
     """
     if isinstance(settings.forward, ScipyOptions):
         return _solve_scipy(func, y0, t, params, settings)
@@ -140,13 +155,24 @@ def _solve_backprop(func, y0, t, params, settings):
 
 
 def _solve_scipy(func, y0, t, params, settings):
-    """Solve with SciPy's ``solve_ivp``: a forward-only reference (`minode.scipy_bridge`)."""
+    """Solve with SciPy's ``solve_ivp`` (`minode.scipy_bridge`); under differentiation, with
+    ``grad="adjoint"`` and a stiff method, through `minode.scipy_adjoint`."""
     options = settings.forward
-    if any(isbox(x) for x in [y0, t] + tree_leaves(params)):
+    if not any(isbox(x) for x in [y0, t] + tree_leaves(params)):
+        return solve_with_scipy(vector_field(func, params, SCIPY_CANNOT), y0,
+                                backend.to_numpy(t), options, settings.stats.forward)
+    if settings.grad == "backprop":
+        raise ValueError(f"method 'scipy:{options.method}' is forward-only under "
+                         f"grad='backprop': SciPy's steps run on NumPy arrays, outside "
+                         f"autograd's trace. Use grad='adjoint' with {_DIFFERENTIABLE} (a "
+                         f"backward SciPy solve), or a minode tableau such as 'dopri5'")
+    if options.method not in DIFFERENTIABLE_METHODS:
         raise ValueError(f"method 'scipy:{options.method}' is forward-only and cannot be "
-                         "differentiated; use a minode tableau such as 'dopri5'")
-    return solve_with_scipy(vector_field(func, params, _SCIPY_CANNOT), y0, backend.to_numpy(t),
-                            options, settings.stats.forward)
+                         f"differentiated; use {_DIFFERENTIABLE} with grad='adjoint', or a "
+                         f"minode tableau such as 'dopri5'")
+    theta, unflatten = flatten(params)
+    problem = ScipyAdjointProblem(func, unflatten, options, settings.backward, settings.stats)
+    return odeint_scipy_adjoint(y0, t, theta, problem)
 
 
 def _scipy_method(method):
@@ -200,6 +226,30 @@ def _adjoint_options(forward, method, rtol, atol, step_size):
     return _solve_options(method, forward.rtol if rtol is None else rtol,
                           forward.atol if atol is None else atol, step_size,
                           forward.max_steps, forward.min_step, forward.first_step, "adjoint_")
+
+
+def _scipy_adjoint_options(forward, method, rtol, atol, step_size):
+    """The `ScipyOptions` of the adjoint's backward solve after a SciPy ``forward`` solve:
+    ``method`` (None: the forward one) one of the differentiable SciPy methods, ``rtol`` and
+    ``atol`` the forward ones unless given."""
+    if step_size is not None:
+        raise ValueError(f"adjoint_step_size must be None with method "
+                         f"'scipy:{forward.method}': SciPy's methods choose their own steps; "
+                         f"got {step_size!r}")
+    if method is None:
+        method = forward.method
+    else:
+        choices = [f"scipy:{name}" for name in DIFFERENTIABLE_METHODS]
+        if method not in choices:
+            raise ValueError(f"adjoint_method must be None or one of {choices} with method "
+                             f"'scipy:{forward.method}' (the backward solve after a SciPy "
+                             f"solve is SciPy's), got {method!r}")
+        method = method[len("scipy:"):]
+    rtol = forward.rtol if rtol is None else rtol
+    atol = forward.atol if atol is None else atol
+    check_positive("adjoint_rtol", rtol)
+    check_positive("adjoint_atol", atol)
+    return ScipyOptions(method, float(rtol), float(atol), forward.first_step)
 
 
 def _check_stats(stats):

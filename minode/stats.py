@@ -8,7 +8,8 @@ class Counts:
 
     ``jacobians`` counts the Jacobians df/dy an implicit method evaluated (each costs one
     evaluation of f, counted in ``nfe``, and one vector-Jacobian product per row,
-    `minode.jacobian`); ``factorisations`` its LU factorisations (one per trial step).
+    `minode.jacobian`); ``factorisations`` its LU factorisations (one per trial step). For
+    ``scipy:`` methods, SciPy's own counts (``njev``, ``nlu``).
     """
 
     nfe: int = 0

@@ -270,7 +270,8 @@ def test_counts_object_is_not_accepted_as_stats():
 
 
 # ---------------------------------------------------------------------------------------------
-# The SciPy bridge is forward-only
+# The SciPy bridge's explicit methods are forward-only (Radau, BDF and LSODA are differentiable
+# with grad="adjoint": tests/test_scipy_adjoint.py)
 # ---------------------------------------------------------------------------------------------
 
 def test_gradient_through_scipy_method_raises_value_error():
@@ -283,9 +284,9 @@ def test_gradient_through_scipy_method_raises_value_error():
 
 def test_gradient_through_scipy_method_wrt_params_raises_value_error():
     def loss(rate):
-        return anp.sum(odeint(lambda y, t, p: -p * y, Y0, T, rate, method="scipy:LSODA"))
+        return anp.sum(odeint(lambda y, t, p: -p * y, Y0, T, rate, method="scipy:DOP853"))
 
-    with pytest.raises(ValueError, match=r"method 'scipy:LSODA' is forward-only"):
+    with pytest.raises(ValueError, match=r"method 'scipy:DOP853' is forward-only"):
         autograd.grad(loss)(1.0)
 
 

@@ -26,8 +26,9 @@ Known differences (not ported):
 - custom error norms (norm_tests.py test_norm, test_adjoint_norm, test_large_norm): minode has
   the RMS norm and the seminorm only.
 - differentiating a scipy solve (gradient_tests.py test_adjoint with scipy_solver, the
-  scipy_solver row of test_against_dopri5): minode's scipy methods are forward-only and say so
-  (`test_scipy_reference_refuses_to_be_differentiated`).
+  scipy_solver row of test_against_dopri5): minode's explicit scipy methods are forward-only
+  and say so (`test_scipy_reference_refuses_to_be_differentiated`); scipy:Radau, scipy:BDF and
+  scipy:LSODA are differentiable with grad="adjoint" (tests/test_scipy_adjoint.py).
 - the gradient w.r.t. parameters that torch reads from ``f.parameters()``: here the same
   parameters are passed as ``params``.
 """
@@ -192,8 +193,8 @@ def test_adjoint_jacobian_matches_central_differences(method):
 
 def test_scipy_reference_refuses_to_be_differentiated():
     """torchdiffeq tests/gradient_tests.py TestGradient.test_adjoint, its scipy_solver case:
-    torchdiffeq differentiates through a SciPy solve; minode's scipy methods are forward-only
-    and refuse, naming the method."""
+    torchdiffeq differentiates through a SciPy solve; minode's explicit scipy methods are
+    forward-only and refuse, naming the method."""
     problem = torchdiffeq_problem("constant")
 
     def final_value(y0):
