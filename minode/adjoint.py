@@ -27,8 +27,8 @@ Stiff problems: with an implicit method (``method="rodas4"``) the backward solve
 too; a_theta and a_t are quadratures (nothing reads them), so only the (z, a) block of the
 augmented Jacobian is factorised and they follow by Jacobian-vector products. z itself is
 solved backwards, which is unstable where f has fast decaying modes (they grow backwards):
-each interval's recomputed z is compared with the stored forward z(t_i), and a gradient whose
-z was lost is refused (`_check_reconstruction`) rather than returned wrong.
+each interval's recomputed z is compared with the stored forward z(t_i), and where it drifted
+the interval is split at checkpoints whose z comes from forward solves (`_solve_back`).
 
 Derivatives of every order (the paper's Appendix D: its autograd implementation "supports all
 higher-order derivatives"): each backward interval is itself solved by `odeint_adjoint`, with
@@ -259,17 +259,8 @@ def _backward_solve(problem, ys, t, theta, grad_ys, want_time_grads):
             time_grads.append(ops.sum(grad_z_i * f(z_i, t_i)))
             a_t = a_t - time_grads[-1]
         state = layout.pack(z_i, a, [a_theta], a_t)  # z reset to the stored forward value
-        interval = ops.stack([t_i, ops.getitem(t, i - 1)])
-        try:
-            solution = odeint_adjoint(state, interval, theta, augmented)
-        except SolverError as error:
-            raise SolverError(f"the adjoint's backward solve (grad='adjoint') failed between "
-                              f"t={float(getval(t_i)):.6g} and "
-                              f"t={float(getval(ops.getitem(t, i - 1))):.6g}: {error}. Its "
-                              f"options are adjoint_method, adjoint_rtol, adjoint_atol") from error
-        end = ops.getitem(solution, 1)
-        _check_reconstruction(layout, end, ops.getitem(ys, i - 1), problem.backward, t_i,
-                              ops.getitem(t, i - 1))
+        end = _solve_back(problem, augmented, layout, theta, state, t_i, ops.getitem(t, i - 1),
+                          ops.getitem(ys, i - 1))
         a, a_theta, a_t = layout.adjoints(end)
     grad_t = None
     if want_time_grads:  # a float32 state still has float64 times
@@ -277,31 +268,69 @@ def _backward_solve(problem, ys, t, theta, grad_ys, want_time_grads):
     return a + ops.getitem(grad_ys, 0), grad_t, ops.as_dtype(a_theta, theta.dtype)
 
 
-def _check_reconstruction(layout, end, z_stored, options, t_from, t_to):
-    """Refuse a gradient whose backward solve lost z: z solved back from t_from to t_to must
-    match the forward solve's stored z(t_to).
+def _solve_back(problem, augmented, layout, theta, state, t_from, t_to, z_to, halvings=0):
+    """The augmented state at ``t_to``, solved back from ``state`` at ``t_from``; ``z_to`` is
+    z(t_to) from a forward solve.
 
     Algorithm 1 recomputes z(t) backwards instead of storing it. For a stiff or otherwise
-    backward-unstable f, the modes that decay forwards grow backwards (like e^{|lambda| t}), so
-    the recomputed z, and with it a and the gradient, can be wrong by orders of magnitude with
-    every step accepted. The deviation is measured in the backward solve's error norm (units
-    of its tolerance). Measured: at most about 120 on minode's tests and tutorials; on a
-    linear system with eigenvalue -1000, 50 over an interval of 0.01 (gradient right to 5e-7),
-    6e5 over 0.02 (gradient 0.6% off) and 1e8 over 0.04 (off by 1e6). Above `_LOST_Z` the
-    gradient is refused. Fixed-step methods are not checked: their error is not a tolerance.
+    backward-unstable f, modes that decay forwards grow backwards (like e^{|lambda| t}), so the
+    recomputed z, and with it a and the gradient, can be wrong by orders of magnitude with
+    every step accepted (on y' = A y with eigenvalue -1000: right to 5e-7 over an interval of
+    0.01, 0.6% off over 0.02, off by 1e6 over 0.04). So the recomputed z(t_to) is compared
+    with ``z_to`` in the backward solve's error norm; where it drifted by more than `_LOST_Z`
+    times the tolerance, the interval is halved at a checkpoint: z there comes from a forward
+    solve from ``z_to``, and each half is solved back with z reset to its forward value, as at
+    an output time (the checkpointed adjoint: more solves, never a lost z). Fixed-step methods
+    are not checked: their error is not a tolerance.
     """
-    if not options.tableau.adaptive:
-        return
-    z_back, z_stored = getval(layout.z_and_a(getval(end))[0]), getval(z_stored)
-    ratio = rms_error_ratio(z_back - z_stored, z_stored, z_back, options.rtol, options.atol)
-    if ratio > _LOST_Z:
+    end = _backward_interval(augmented, theta, state, t_from, t_to)
+    if _drift(layout, end, z_to, problem.backward) <= _LOST_Z:
+        return end
+    if halvings == _MOST_HALVINGS:
         raise SolverError(
             f"the adjoint's backward solve (grad='adjoint') lost z between "
             f"t={float(getval(t_from)):.6g} and t={float(getval(t_to)):.6g}: z recomputed "
-            f"backwards differs from the forward solution by {ratio:.3g} times the tolerance, "
-            f"so the gradient would be wrong. The problem is stiff or unstable backwards in "
-            f"time (modes that decay forwards grow backwards). Use grad='backprop', or output "
-            f"times closer together (z is reset to the forward solution at each of them)")
+            f"backwards differs from the forward solution by more than {_LOST_Z:g} times the "
+            f"tolerance even after {_MOST_HALVINGS} halvings of the interval (the problem is "
+            f"unstable backwards in time); use grad='backprop'")
+    t_middle = 0.5 * (t_from + t_to)
+    checkpoint = _recomputation(problem)
+    z_middle = ops.getitem(odeint_adjoint(z_to, ops.stack([t_to, t_middle]), theta, checkpoint),
+                           1)
+    middle = _solve_back(problem, augmented, layout, theta, state, t_from, t_middle, z_middle,
+                         halvings + 1)
+    a, a_theta, a_t = layout.adjoints(middle)
+    return _solve_back(problem, augmented, layout, theta, layout.pack(z_middle, a, [a_theta], a_t),
+                       t_middle, t_to, z_to, halvings + 1)
 
 
-_LOST_Z = 1e4
+def _backward_interval(augmented, theta, state, t_from, t_to):
+    """One backward solve of the augmented ODE from t_from to t_to; its state at t_to."""
+    try:
+        solution = odeint_adjoint(state, ops.stack([t_from, t_to]), theta, augmented)
+    except SolverError as error:
+        raise SolverError(f"the adjoint's backward solve (grad='adjoint') failed between "
+                          f"t={float(getval(t_from)):.6g} and t={float(getval(t_to)):.6g}: "
+                          f"{error}. Its options are adjoint_method, adjoint_rtol, "
+                          f"adjoint_atol") from error
+    return ops.getitem(solution, 1)
+
+
+def _drift(layout, end, z_stored, options):
+    """How far the recomputed z in ``end`` is from ``z_stored``, in units of the tolerance."""
+    if not options.tableau.adaptive:
+        return 0.0
+    z_back, z_stored = getval(layout.z_and_a(getval(end))[0]), getval(z_stored)
+    return rms_error_ratio(z_back - z_stored, z_stored, z_back, options.rtol, options.atol)
+
+
+def _recomputation(problem):
+    """``problem`` for the forward solves to checkpoints: counted as backward work."""
+    counts = problem.stats.backward
+    return replace(problem, stats=SolverStats(counts, counts), step_carry=None)
+
+
+# Well-posed intervals stay within about 120 times the tolerance on minode's tests and
+# tutorials; an unstable one exceeds this by orders of magnitude.
+_LOST_Z = 1e3
+_MOST_HALVINGS = 30

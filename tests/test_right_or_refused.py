@@ -280,17 +280,26 @@ def test_a_short_stiff_interval_gets_the_closed_form_gradient(method):
     numpy.testing.assert_allclose(grad(loss)(STIFF_A), expected, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("span", [0.04, 0.5])
 @pytest.mark.parametrize("method", ["dopri5", "rodas4"])
-def test_the_adjoint_refuses_a_gradient_whose_backward_z_was_lost(method):
-    # Over 0.04 the mode e^{-1000 t} grows by e^40 backwards: the recomputed z, and with it
-    # the gradient, would be off by orders of magnitude with every step accepted.
-    loss, _ = _stiff_gradient(0.04, method)
+def test_the_adjoint_checkpoints_a_stiff_interval_whose_backward_z_would_be_lost(method, span):
+    # Over 0.04 the mode e^{-1000 t} grows by e^40 backwards: recomputed backwards, z (and
+    # with it the gradient) would be off by orders of magnitude with every step accepted. The
+    # adjoint notices the drift at t = 0 and halves the interval at forward-solved checkpoints.
+    loss, expected = _stiff_gradient(span, method)
+    numpy.testing.assert_allclose(grad(loss)(STIFF_A), expected, rtol=1e-5, atol=1e-9)
+
+
+def test_the_adjoint_refuses_when_checkpoints_cannot_keep_z(monkeypatch):
+    import minode.adjoint
+    monkeypatch.setattr(minode.adjoint, "_MOST_HALVINGS", 0)
+    loss, _ = _stiff_gradient(0.04, "dopri5")
     with pytest.raises(SolverError, match=r"lost z between t=0.04 and t=0: .* times the "
                                           r"tolerance.* grad='backprop'"):
         grad(loss)(STIFF_A)
 
 
-def test_backprop_gets_the_stiff_gradient_the_adjoint_refuses():
+def test_backprop_gets_the_stiff_gradient_too():
     loss, expected = _stiff_gradient(0.04, "rodas4")
     def backprop_loss(a):
         return ops.sum(odeint(lambda y, s, p: ops.matmul(p, y), numpy.ones(2),
