@@ -101,21 +101,26 @@ def linearise(rhs, y, t, quadratures=0):
     jacobian_rows = _stack([row for row, _ in rows], (m, n), value.dtype)
     autonomous = not graph.reads[1]
     if quadratures == 0:
-        time_derivative = _stack([ops.as_dtype(df_dt, value.dtype) for _, df_dt in rows], (n,),
-                                 value.dtype)
-        return Linearisation(ops.reshape(value, shape), jacobian_rows,
-                             ops.reshape(time_derivative, shape), autonomous=autonomous)
+        if autonomous:
+            time_derivative = xp.zeros(n, dtype=value.dtype)
+        else:
+            time_derivative = _stack([ops.as_dtype(df_dt, value.dtype) for _, df_dt in rows],
+                                     (n,), value.dtype)
+        return Linearisation(_in_shape(value, shape), jacobian_rows,
+                             _in_shape(time_derivative, shape), autonomous=autonomous)
     _check_quadratures_unread(getval(jacobian_rows), m, quadratures)
     jvp = _jacobian_vector_product(graph.vjp, value)
-    time_derivative = jvp(xp.zeros(n, dtype=value.dtype), 1.0)
+    time_derivative = xp.zeros(n, dtype=value.dtype)
+    if not autonomous:
+        time_derivative = jvp(time_derivative, 1.0)
     zeros_q = xp.zeros(quadratures, dtype=value.dtype)
 
     def coupling(v_implicit):
         return ops.getitem(jvp(ops.concatenate([v_implicit, zeros_q]), 0.0), slice(m, None))
 
-    return Linearisation(ops.reshape(value, shape), ops.getitem(jacobian_rows, (slice(None),
-                                                                               slice(0, m))),
-                         ops.reshape(time_derivative, shape), coupling, autonomous)
+    return Linearisation(_in_shape(value, shape), ops.getitem(jacobian_rows, (slice(None),
+                                                                             slice(0, m))),
+                         _in_shape(time_derivative, shape), coupling, autonomous)
 
 
 class _Graph:
@@ -179,7 +184,13 @@ def _stack(arrays, shape, dtype):
     of ``shape``."""
     if not arrays:
         return backend.xp.zeros(shape, dtype=dtype)
-    return ops.stack(arrays)
+    if any(isbox(array) for array in arrays):
+        return ops.stack(arrays)
+    return backend.xp.stack(arrays)  # untraced: no primitive to pass through
+
+
+def _in_shape(x, shape):
+    return x if x.shape == shape else ops.reshape(x, shape)
 
 
 def _jacobian_vector_product(vjp, value):
