@@ -2,19 +2,20 @@
 Markdown table.
 
 The problems are four of Hairer & Wanner's, "Solving Ordinary Differential Equations II"
-(2nd ed., 1996), sec. IV.10, with the time spans, initial values and reference solutions at the
-end time of the "Test Set for IVP Solvers" (F. Mazzia and C. Magherini, University of Bari,
-release 2.4, 2008; the successor of Lioen & de Swart's CWI test set), which took them from there:
+(2nd ed., 1996), sec. IV.1 and IV.10, with the time spans, initial values and reference
+solutions at the end time of the "Test Set for IVP Solvers" (F. Mazzia and C. Magherini,
+University of Bari, release 2.4, 2008; the successor of Lioen & de Swart's CWI test set):
 
-    ROBER   Robertson's chemical kinetics (HW II, eq. IV.1.3), n = 3, t in [0, 1e11]
+    ROBER   Robertson's chemical kinetics, n = 3, y(0) = (1, 0, 0), t in [0, 1e11]
     VDPOL   van der Pol's equation y1' = y2, y2' = mu (1 - y1^2) y2 - y1 with mu = 1000,
             y(0) = (2, 0), t in [0, 2000] (the test set's form; HW II write it in the time
             scaled by 1 / mu, y2' = ((1 - y1^2) y2 - y1) / eps with eps = 1 / mu^2 on [0, 2])
     OREGO   the Oregonator, Field & Noyes' model of the Belousov-Zhabotinskii reaction,
-            n = 3, t in [0, 360]
+            n = 3, y(0) = (1, 2, 3), t in [0, 360]
     HIRES   Schaefer's "High Irradiance RESponse" of photomorphogenesis, n = 8,
-            t in [0, 321.8122]; "HIRES A y" is the same f written as A y + b plus its one
-            nonlinear term, with ``ops.matmul``: a trace of 11 nodes instead of 64
+            y(0) = (1, 0, 0, 0, 0, 0, 0, 0.0057), t in [0, 321.8122]; "HIRES A y" is the
+            same f written as A y + b plus its one nonlinear term, with ``ops.matmul``: a
+            trace of 11 nodes instead of 64
 
 Each is solved at rtol in {1e-4, 1e-6, 1e-8} by minode's ``method="rodas4"`` (through `odeint`,
 its vector field written with `minode.ops` as a user would) and by SciPy's ``solve_ivp`` with
