@@ -9,6 +9,8 @@ matrix derivative results for forward and reverse mode AD", 2008). The primitive
 or A^T from one LU factorisation, so the VJP with respect to b is a solve with the same
 factors, and the VJP of a VJP is one again.
 """
+import functools
+
 import numpy
 import scipy.linalg
 from autograd.extend import defvjp, primitive
@@ -107,10 +109,10 @@ class LUFactors:
         if host.ndim != 2 or host.shape[0] != host.shape[1]:
             raise ValueError(f"lu_factor needs a square matrix, got shape {host.shape}")
         self.size = host.shape[0]
-        self.singular = not bool(numpy.all(numpy.isfinite(host)))
+        self.singular = not bool(numpy.isfinite(host).all())
         if self.singular or self.size == 0:  # a 0 x 0 matrix is its own (empty) inverse
             return
-        getrf, self.getrs = scipy.linalg.get_lapack_funcs(("getrf", "getrs"), (host,))
+        getrf, self.getrs = _lapack_lu(host.dtype)
         self.lu, self.pivots, info = getrf(host)
         self.singular = info != 0  # info > 0: U[info - 1, info - 1] is exactly zero
 
@@ -122,6 +124,12 @@ class LUFactors:
         if info != 0:
             raise ValueError(f"LAPACK getrs failed with info={info}")
         return x
+
+
+@functools.lru_cache(maxsize=None)
+def _lapack_lu(dtype):
+    """LAPACK's (getrf, getrs) for ``dtype``, looked up once (a step factorises every trial)."""
+    return scipy.linalg.get_lapack_funcs(("getrf", "getrs"), dtype=dtype)
 
 
 def lu_factor(matrix):
