@@ -66,66 +66,49 @@ REFERENCE_RTOL = 1e-13
 
 
 # ---------------------------------------------------------------------------------------------
-# The problems: each vector field twice, as minode's func(y, t, params) and as SciPy's fun(t, y)
+# The problems: each right-hand side written once, as its list of components, and given to
+# minode as func(y, t, params) = ops.stack(components) and to SciPy as a NumPy fun(t, y)
 # ---------------------------------------------------------------------------------------------
 
-def rober(y, t, params):
-    return ops.stack([-0.04 * y[0] + 1e4 * y[1] * y[2],
-                      0.04 * y[0] - 1e4 * y[1] * y[2] - 3e7 * y[1] ** 2,
-                      3e7 * y[1] ** 2])
-
-
-def rober_scipy(t, y):
-    return numpy.array([-0.04 * y[0] + 1e4 * y[1] * y[2],
-                        0.04 * y[0] - 1e4 * y[1] * y[2] - 3e7 * y[1] ** 2,
-                        3e7 * y[1] ** 2])
+def rober_terms(y):
+    return [-0.04 * y[0] + 1e4 * y[1] * y[2],
+            0.04 * y[0] - 1e4 * y[1] * y[2] - 3e7 * y[1] ** 2,
+            3e7 * y[1] ** 2]
 
 
 VDPOL_MU = 1000.0
 
 
-def vdpol(y, t, params):
-    return ops.stack([y[1], VDPOL_MU * (1.0 - y[0] ** 2) * y[1] - y[0]])
+def vdpol_terms(y):
+    return [y[1], VDPOL_MU * (1.0 - y[0] ** 2) * y[1] - y[0]]
 
 
-def vdpol_scipy(t, y):
-    return numpy.array([y[1], VDPOL_MU * (1.0 - y[0] ** 2) * y[1] - y[0]])
+def orego_terms(y):
+    return [77.27 * (y[1] + y[0] * (1.0 - 8.375e-6 * y[0] - y[1])),
+            (y[2] - (1.0 + y[0]) * y[1]) / 77.27,
+            0.161 * (y[0] - y[2])]
 
 
-def orego(y, t, params):
-    return ops.stack([77.27 * (y[1] + y[0] * (1.0 - 8.375e-6 * y[0] - y[1])),
-                      (y[2] - (1.0 + y[0]) * y[1]) / 77.27,
-                      0.161 * (y[0] - y[2])])
-
-
-def orego_scipy(t, y):
-    return numpy.array([77.27 * (y[1] + y[0] * (1.0 - 8.375e-6 * y[0] - y[1])),
-                        (y[2] - (1.0 + y[0]) * y[1]) / 77.27,
-                        0.161 * (y[0] - y[2])])
-
-
-def hires(y, t, params):
+def hires_terms(y):
     exchange = 280.0 * y[5] * y[7]
-    return ops.stack([-1.71 * y[0] + 0.43 * y[1] + 8.32 * y[2] + 0.0007,
-                      1.71 * y[0] - 8.75 * y[1],
-                      -10.03 * y[2] + 0.43 * y[3] + 0.035 * y[4],
-                      8.32 * y[1] + 1.71 * y[2] - 1.12 * y[3],
-                      -1.745 * y[4] + 0.43 * y[5] + 0.43 * y[6],
-                      -exchange + 0.69 * y[3] + 1.71 * y[4] - 0.43 * y[5] + 0.69 * y[6],
-                      exchange - 1.81 * y[6],
-                      -exchange + 1.81 * y[6]])
+    return [-1.71 * y[0] + 0.43 * y[1] + 8.32 * y[2] + 0.0007,
+            1.71 * y[0] - 8.75 * y[1],
+            -10.03 * y[2] + 0.43 * y[3] + 0.035 * y[4],
+            8.32 * y[1] + 1.71 * y[2] - 1.12 * y[3],
+            -1.745 * y[4] + 0.43 * y[5] + 0.43 * y[6],
+            -exchange + 0.69 * y[3] + 1.71 * y[4] - 0.43 * y[5] + 0.69 * y[6],
+            exchange - 1.81 * y[6],
+            -exchange + 1.81 * y[6]]
 
 
-def hires_scipy(t, y):
-    exchange = 280.0 * y[5] * y[7]
-    return numpy.array([-1.71 * y[0] + 0.43 * y[1] + 8.32 * y[2] + 0.0007,
-                        1.71 * y[0] - 8.75 * y[1],
-                        -10.03 * y[2] + 0.43 * y[3] + 0.035 * y[4],
-                        8.32 * y[1] + 1.71 * y[2] - 1.12 * y[3],
-                        -1.745 * y[4] + 0.43 * y[5] + 0.43 * y[6],
-                        -exchange + 0.69 * y[3] + 1.71 * y[4] - 0.43 * y[5] + 0.69 * y[6],
-                        exchange - 1.81 * y[6],
-                        -exchange + 1.81 * y[6]])
+def minode_field(terms):
+    """func(y, t, params) for minode's odeint."""
+    return lambda y, t, params: ops.stack(terms(y))
+
+
+def scipy_field(terms):
+    """fun(t, y) for scipy.integrate.solve_ivp, on plain NumPy arrays."""
+    return lambda t, y: numpy.array(terms(y))
 
 
 # HIRES once more, written as a Neural ODE user writes a vector field: its linear part one
@@ -153,12 +136,22 @@ class Problem:
     the test set's published solution at the last time."""
 
     name: str
-    func: object
-    scipy_fun: object
+    terms: object  # y -> the list of the right-hand side's components
     y0: numpy.ndarray
     times: numpy.ndarray
     atol_per_rtol: float
     published_end: numpy.ndarray
+
+    func: object = None  # minode's func(y, t, params); None: ops.stack of the terms
+
+    def __post_init__(self):
+        if self.func is None:
+            object.__setattr__(self, "func", minode_field(self.terms))
+
+    @property
+    def scipy_fun(self):
+        """SciPy's fun(t, y) on plain NumPy arrays."""
+        return scipy_field(self.terms)
 
     def atol(self, rtol):
         """The absolute tolerance that goes with ``rtol``."""
@@ -166,17 +159,17 @@ class Problem:
 
 
 PROBLEMS = [
-    Problem("ROBER", rober, rober_scipy, numpy.array([1.0, 0.0, 0.0]),
+    Problem("ROBER", rober_terms, numpy.array([1.0, 0.0, 0.0]),
             numpy.concatenate([[0.0], numpy.logspace(-5, 11, 17)]), 1e-4,
             numpy.array([0.2083340149701255e-07, 0.8333360770334713e-13, 0.9999999791665050])),
-    Problem("VDPOL", vdpol, vdpol_scipy, numpy.array([2.0, 0.0]),
+    Problem("VDPOL", vdpol_terms, numpy.array([2.0, 0.0]),
             numpy.linspace(0.0, 2000.0, 21), 1.0,
             numpy.array([0.1706167732170469e+01, -0.8928097010248125e-03])),
-    Problem("OREGO", orego, orego_scipy, numpy.array([1.0, 2.0, 3.0]),
+    Problem("OREGO", orego_terms, numpy.array([1.0, 2.0, 3.0]),
             numpy.linspace(0.0, 360.0, 13), 1.0,
             numpy.array([0.1000814870318523e+01, 0.1228178521549917e+04,
                          0.1320554942846706e+03])),
-    Problem("HIRES", hires, hires_scipy, numpy.array([1.0, 0, 0, 0, 0, 0, 0, 0.0057]),
+    Problem("HIRES", hires_terms, numpy.array([1.0, 0, 0, 0, 0, 0, 0, 0.0057]),
             numpy.linspace(0.0, 321.8122, 11), 1e-4,
             numpy.array([0.7371312573325668e-03, 0.1442485726316185e-03, 0.5888729740967575e-04,
                          0.1175651343283149e-02, 0.2386356198831331e-02, 0.6238968252742796e-02,

@@ -23,7 +23,7 @@ _UNTRACEABLE_NUMPY = ("func called a NumPy function that autograd cannot trace (
 def time_as_array(t, dtype):
     """``t`` (a Python float or a traced scalar) as a 0-d array of ``dtype``."""
     if isbox(t):
-        return ops.astype(t, dtype)
+        return ops.as_dtype(t, dtype)
     return backend.xp.asarray(t, dtype=dtype)
 
 

@@ -72,7 +72,8 @@ def integrate(rhs, y0, times, options, counts, *, error_ratio=rms_error_ratio, q
     exactly on each output time; otherwise the step is adapted to ``rtol``/``atol`` and outputs
     come from dense output, so output times cost no extra steps. ``next_step`` is the step size
     the controller would try next (for fixed steps, the step used), so a following solve can
-    start from it (as its ``options.first_step``, the one place a first step is read). ``counts`` (a `minode.stats.Counts`) is incremented in place.
+    start from it (as its ``options.first_step``, the one place a first step is read). ``counts``
+    (a `minode.stats.Counts`) is incremented in place.
     ``error_ratio(error, y0, y1, rtol, atol)`` is the norm of error control (RMS by default).
     ``quadratures``: the last that many entries of the flattened state are quadratures, which
     ``rhs`` never reads (as a_theta and a_t of the adjoint's augmented state); an implicit

@@ -12,17 +12,17 @@ one function evaluation, counted as one. When autograd is tracing the solve itse
 (``grad="backprop"``), the products are traced too, so the gradient sees J as the function of
 y, t and the parameters that it is.
 
-The n products share one trace, so they share its node order too: `_Graph` sorts the nodes
-once, and each row's backward pass walks that order. A row's pass skips the nodes that only
+The n products share one trace, so they share its node order too: `minode.tracing.Trace` sorts the
+nodes once, and each row's backward pass walks that order. A row's pass skips the nodes that only
 receive exact zeros: a constant (untraced) zero array that some node's VJP returns, such as the
-entries of e_i that ``ops.stack`` hands to the other stacked outputs. Such a contribution is
-zero and so is each of its derivatives, so skipping it changes no value and no traced
-gradient. Row i then costs the part of f that output i depends on. Measured on the problems of
-`benchmarks/stiff.py` (interleaved, median of 7): a Jacobian 1.2 times faster than with a full
-pass per row for Van der Pol, 1.6 times for Robertson and the Oregonator, 4 times for HIRES
-written entry by entry (1.1 times for HIRES as A y + b, whose matrix product has no zeros to
-skip). An f that never reads t is found the same way, its time root reached by no node, and is
-marked ``autonomous``: the step then skips the f_t terms.
+entries of e_i that ``ops.stack`` hands to the other stacked outputs. Such a contribution is zero
+and so is each of its derivatives, so skipping it changes no value and no traced gradient. Row i
+then costs the part of f that output i depends on. Measured on the problems of
+`benchmarks/stiff.py` (interleaved, median of 7): a Jacobian 1.2 times faster than with a full pass
+per row for Van der Pol, 1.6 times for Robertson and the Oregonator, 4 times for HIRES written
+entry by entry (1.1 times for HIRES as A y + b, whose matrix product has no zeros to skip). An f
+that never reads t is found the same way, its time root reached by no node, and is marked
+``autonomous``: the step then skips the f_t terms.
 
 Quadratures. When the last q entries of the state are quadratures -- the vector field never
 reads them, as a_theta and a_t of the adjoint's augmented state [z, a, a_theta, a_t] -- J has
@@ -40,10 +40,10 @@ The backward pass is autograd's (`autograd.core.backward_pass`) over a stored no
 from dataclasses import dataclass
 
 from autograd import make_vjp
-from autograd.core import VJPNode, add_outgrads
-from autograd.tracer import getval, isbox, new_box, toposort, trace_stack
+from autograd.tracer import getval, isbox
 
 from minode import backend, ops
+from minode.tracing import Trace
 
 
 # Coupling quadratures through Jacobian-vector products costs about as much as ten more rows
@@ -94,7 +94,7 @@ def linearise(rhs, y, t, quadratures=0):
     def flat_rhs(y_flat, time):
         return ops.ravel(rhs(ops.reshape(y_flat, shape), time))
 
-    graph = _Graph(rhs if y.ndim == 1 else flat_rhs, (ops.ravel(y), time))
+    graph = Trace(rhs if y.ndim == 1 else flat_rhs, (ops.ravel(y), time))
     value = graph.value
     unit = xp.eye(n, dtype=value.dtype)
     rows = [graph.vjp(unit[i]) for i in range(m)]
@@ -121,62 +121,6 @@ def linearise(rhs, y, t, quadratures=0):
     return Linearisation(_in_shape(value, shape), ops.getitem(jacobian_rows, (slice(None),
                                                                              slice(0, m))),
                          _in_shape(time_derivative, shape), coupling, autonomous)
-
-
-class _Graph:
-    """One trace of ``fun(*args)`` with a root per argument, for many vector-Jacobian products.
-
-    ``value`` is ``fun(*args)``; ``reads[k]`` whether the result depends on ``args[k]``;
-    ``vjp(grad_out)`` the list of the gradients w.r.t. each argument (zeros of its shape and
-    dtype where ``fun`` does not read it). The nodes are sorted once, here.
-    """
-
-    def __init__(self, fun, args):
-        with trace_stack.new_trace() as trace:
-            self.roots = [VJPNode.new_root() for _ in args]
-            # A list, not a generator (see minode.tracing.vjp_per_argument).
-            boxes = [new_box(arg, trace, root) for arg, root in zip(args, self.roots)]
-            result = fun(*boxes)
-        self.args = args
-        if isbox(result) and result._trace == trace:
-            self.value, self.order = result._value, list(toposort(result._node))
-        else:  # fun ignores every argument
-            self.value, self.order = result, []
-        reached = set(self.order)
-        self.reads = [root in reached for root in self.roots]
-
-    def vjp(self, grad_out):
-        """The gradients w.r.t. each argument of ``grad_out`` . fun(*args)."""
-        outgrads, at_roots = {}, {}
-        if self.order:
-            outgrads[self.order[0]] = (grad_out, False)
-        roots = self.roots
-        for node in self.order:
-            entry = outgrads.pop(node, None)
-            if entry is None:  # every path from the result carried exact zeros
-                continue
-            if node in roots:
-                at_roots[node] = entry[0]
-                continue
-            for parent, parent_gradient in zip(node.parents, node.vjp(entry[0])):
-                if not _exact_zero(parent_gradient):
-                    outgrads[parent] = add_outgrads(outgrads.get(parent), parent_gradient)
-        return [at_roots[root] if root in at_roots else _zeros_like(arg)
-                for root, arg in zip(roots, self.args)]
-
-
-def _exact_zero(gradient):
-    """True for an untraced array of zeros: a contribution whose derivatives vanish too."""
-    if isbox(gradient) or not hasattr(gradient, "shape"):  # autograd's sparse gradients
-        return False
-    if gradient.size == 1:  # most are: the entries that indexing and ops.stack pass on
-        return not gradient
-    return not gradient.any()
-
-
-def _zeros_like(arg):
-    value = getval(arg)
-    return backend.xp.zeros(value.shape, dtype=value.dtype)
 
 
 def _stack(arrays, shape, dtype):

@@ -41,8 +41,8 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
             ``t[b]``); an autonomous ``func`` that ignores ``t`` needs no change.
         params: a pytree (nested tuple/list/dict) of floating-point arrays, or None. A Python
             number (int or float) reaches ``func`` as a 0-d float64 array; integer and boolean
-            arrays are refused (autograd differentiates floats only). Every value that ``func`` reads and
-            that autograd differentiates must come in through ``params``: with
+            arrays are refused (autograd differentiates floats only). Every value that ``func``
+            reads and that autograd differentiates must come in through ``params``: with
             ``grad="adjoint"``, a closure over a differentiated value is refused with an error
             (``grad="backprop"`` traces every step, closures included).
         method: a tableau name: fixed-step ``"euler"``, ``"midpoint"``, ``"heun"``, ``"rk4"``

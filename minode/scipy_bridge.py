@@ -18,8 +18,8 @@ def solve_with_scipy(rhs, y0, times, options, counts):
     ``options`` (a `minode.solve.ScipyOptions`) name the method, its tolerances and first step.
     ``rhs(y, t)`` works on arrays of y0's shape; SciPy sees the state flattened.
     ``counts.nfe`` counts every call of ``rhs`` (a finite-difference Jacobian's included),
-    ``counts.jacobians`` and ``counts.factorisations`` are SciPy's ``njev`` and ``nlu``; ``counts.steps``
-    stays as it is: ``solve_ivp`` does not report its steps.
+    ``counts.jacobians`` and ``counts.factorisations`` are SciPy's ``njev`` and ``nlu``;
+    ``counts.steps`` stays as it is: ``solve_ivp`` does not report its steps.
     """
     return _solve_ivp(rhs, y0, times, options, counts, dense_output=False)[0]
 

@@ -18,10 +18,11 @@ stepping across s = i would see a kink that its error estimate and dense output 
 So the solve stops at each output time and restarts: T-1 ordinary one-interval solves
 (`minode.solve.solve`) from s = 0 to s = 1, chained, each with the interval's ends
 (t_bi, t_b(i+1)) among its parameters. autograd composes the intervals, and each interval's
-gradient comes from that solve: with ``grad="adjoint"`` the ends' gradients are part of the parameter adjoint a_theta
-(eq. (5)), and the adjoint runs T-1 backward intervals, as it does for 1-D ``t`` (Algorithm 2,
-one interval between each pair of output times); with ``grad="backprop"`` autograd traces the
-steps. So dL/dt_bi has the meaning of the 1-D case, for every entry of the 2-D ``t``.
+gradient comes from that solve: with ``grad="adjoint"`` the ends' gradients are part of the
+parameter adjoint a_theta (eq. (5)), and the adjoint runs T-1 backward intervals, as it does for
+1-D ``t`` (Algorithm 2, one interval between each pair of output times); with ``grad="backprop"``
+autograd traces the steps. So dL/dt_bi has the meaning of the 1-D case, for every entry of the 2-D
+``t``.
 
 Columns that hold the same times in every row (a shared future grid; rows alike) need no
 change of variable: a run of them is one ordinary 1-D solve over those times, with dense

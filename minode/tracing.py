@@ -17,43 +17,70 @@ from autograd.tracer import getval, isbox, new_box, toposort, trace_stack
 
 from minode import backend
 
-__all__ = ["vjp_per_argument", "traced_beyond"]
+__all__ = ["vjp_per_argument", "Trace", "traced_beyond"]
 
 
 def vjp_per_argument(fun, args):
     """``(vjp, value)`` of ``fun(*args)``: ``vjp(grad_out)`` is the list of the gradients w.r.t.
     each argument, zeros (of the argument's shape and dtype) where ``fun`` does not depend on
     it; ``value`` is ``fun(*args)``."""
-    with trace_stack.new_trace() as trace:
-        roots = [VJPNode.new_root() for _ in args]
-        # A list, not a generator: a tuple grown from a generator is resized, and the resized
-        # blocks pile up in CPython's tuple free list (the adjoint's memory would then grow
-        # with the number of evaluations, up to that list's cap).
-        boxes = [new_box(arg, trace, root) for arg, root in zip(args, roots)]
-        result = fun(*boxes)
-    if not (isbox(result) and result._trace == trace):  # fun ignores every argument
-        return (lambda grad_out: [_zeros_like(arg) for arg in args]), result
-
-    def vjp(grad_out):
-        gradients = _backward_pass(grad_out, result._node, roots)
-        return [gradients[root] if root in gradients else _zeros_like(arg)
-                for root, arg in zip(roots, args)]
-    return vjp, result._value
+    trace = Trace(fun, args)
+    return trace.vjp, trace.value
 
 
-def _backward_pass(grad_out, end_node, roots):
-    """Every node's gradient from the end back, as autograd's backward pass; returns the
-    gradients that reach ``roots``, by root."""
-    root_set = set(roots)
-    outgrads, at_roots = {end_node: (grad_out, False)}, {}
-    for node in toposort(end_node):
-        gradient = outgrads.pop(node)[0]
-        if node in root_set:
-            at_roots[node] = gradient
-            continue
-        for parent, parent_gradient in zip(node.parents, node.vjp(gradient)):
-            outgrads[parent] = add_outgrads(outgrads.get(parent), parent_gradient)
-    return at_roots
+class Trace:
+    """One trace of ``fun(*args)`` with a root per argument, for one or many VJPs.
+
+    ``value`` is ``fun(*args)``; ``reads[k]`` whether the result depends on ``args[k]``;
+    ``vjp(grad_out)`` the list of the gradients w.r.t. each argument (zeros of its shape and
+    dtype where ``fun`` does not read it). The nodes are sorted once, here, so many VJPs of one
+    trace (the rows of a Jacobian, `minode.jacobian`) share the sort.
+    """
+
+    def __init__(self, fun, args):
+        with trace_stack.new_trace() as trace:
+            self.roots = [VJPNode.new_root() for _ in args]
+            # A list, not a generator: a tuple grown from a generator is resized, and the
+            # resized blocks pile up in CPython's tuple free list (the adjoint's memory would
+            # then grow with the number of evaluations, up to that list's cap).
+            boxes = [new_box(arg, trace, root) for arg, root in zip(args, self.roots)]
+            result = fun(*boxes)
+        self.args = args
+        if isbox(result) and result._trace == trace:
+            self.value, self.order = result._value, list(toposort(result._node))
+        else:  # fun ignores every argument
+            self.value, self.order = result, []
+        reached = set(self.order)
+        self.reads = [root in reached for root in self.roots]
+
+    def vjp(self, grad_out):
+        """The gradients w.r.t. each argument of ``grad_out . fun(*args)``: autograd's reverse
+        pass (`autograd.core.backward_pass`), collecting every root's gradient."""
+        outgrads, at_roots = {}, {}
+        if self.order:
+            outgrads[self.order[0]] = (grad_out, False)
+        roots = self.roots
+        for node in self.order:
+            entry = outgrads.pop(node, None)
+            if entry is None:  # every path from the result carried exact zeros
+                continue
+            if node in roots:
+                at_roots[node] = entry[0]
+                continue
+            for parent, parent_gradient in zip(node.parents, node.vjp(entry[0])):
+                if not _exact_zero(parent_gradient):
+                    outgrads[parent] = add_outgrads(outgrads.get(parent), parent_gradient)
+        return [at_roots[root] if root in at_roots else _zeros_like(arg)
+                for root, arg in zip(roots, self.args)]
+
+
+def _exact_zero(gradient):
+    """True for an untraced single zero: a contribution whose derivatives vanish too (the
+    entries that indexing and ``ops.stack`` pass on to the other rows of a Jacobian). Larger
+    arrays are not inspected: that would cost a pass over their memory."""
+    if isbox(gradient) or getattr(gradient, "size", None) != 1:
+        return False
+    return not gradient
 
 
 def _zeros_like(arg):
