@@ -1,0 +1,97 @@
+"""tutorials/stiff.py: its field is Robertson's kinetics, the quick run writes every picture and
+finite numbers, dopri5's stop carries the stiffness diagnosis, the gradients it trains with agree
+with central differences, and a resumed run repeats an uninterrupted one."""
+import dataclasses
+import json
+import math
+
+import numpy
+import pytest
+from scripts import load_script
+
+from minode import runs
+
+PICTURES = ["solvers.png", "training.png", "trajectories.png"]
+
+
+@pytest.fixture(scope="module")
+def tutorial():
+    return load_script("tutorials/stiff.py")
+
+
+def robertson_as_written(y, k1, k2, k3):
+    """Hairer & Wanner II, sec. IV.1, eq. (1.3), term by term."""
+    return numpy.array([-k1 * y[0] + k3 * y[1] * y[2],
+                        k1 * y[0] - k3 * y[1] * y[2] - k2 * y[1] ** 2,
+                        k2 * y[1] ** 2])
+
+
+def test_field_is_robertsons_kinetics_in_scaled_units(tutorial):
+    rng = numpy.random.default_rng(0)
+    y, scale = rng.uniform(0.0, 1.0, 3) * [1.0, 1e-4, 1.0], numpy.array([1.0, 3e-5, 0.9])
+    log10_rates = tutorial.TRUE_LOG10_RATES + rng.normal(0.0, 0.3, 3)
+    field = tutorial.robertson(scale)(y / scale, 0.0, log10_rates)
+    expected = robertson_as_written(y, *10.0 ** log10_rates) / scale
+    numpy.testing.assert_allclose(field, expected, rtol=1e-12)
+
+
+def test_quick_run_writes_pictures_result_and_table_with_finite_numbers(quick_run):
+    result, out = quick_run("stiff")
+    assert sorted(path.name for path in result["files"]) == PICTURES
+    assert all(path.stat().st_size > 1000 for path in result["files"])
+    saved = json.loads(runs.result_path(out, "robertson").read_text())
+    numbers = (saved["fitted_rates"] + saved["relative_errors"]
+               + saved["max_scaled_trajectory_error"]
+               + [saved["final_loss"], saved["loss_at_true_rates"], saved["cpu_seconds"]])
+    assert all(math.isfinite(x) for x in numbers)
+    assert saved["final_loss"] < saved["initial_loss"]
+    assert saved["solve"]["jacobians"] > 0 and saved["solve"]["factorisations"] > 0
+    table = (out / "table.md").read_text()
+    assert "| k3 | 1e+04 |" in table and "| 1e+05 |" in table
+
+
+def test_dopri5_stops_with_the_stiffness_diagnosis_where_rodas4_finishes(quick_run):
+    result, _ = quick_run("stiff")
+    longest = [row for row in result["solvers"] if row["end_time"] == 1e5]
+    by_method = {row["method"]: row for row in longest}
+    assert "appears stiff" in by_method["dopri5"]["error"]
+    assert "error" not in by_method["rodas4"]
+
+
+def test_training_gradient_agrees_with_central_differences_and_the_short_adjoint(quick_run):
+    result, _ = quick_run("stiff")
+    checks = result["gradients"]
+    assert checks["backprop_vs_central_differences"] < 1e-4  # training rtol 1e-5
+    first = checks["adjoint"][0]  # up to t = 1e-2, where the backward solve keeps z
+    assert first["relative_difference"] < 1e-4
+    for row in checks["adjoint"][1:]:  # refused by the adjoint's own checks, or right
+        if "refused" in row:
+            assert row["refused"].startswith("the adjoint's backward solve (grad='adjoint')")
+        else:
+            assert row["relative_difference"] < 1e-4
+
+
+def test_help_lists_the_options(tutorial, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        tutorial.parse_args(["--help"])
+    assert exit_.value.code == 0
+    shown = capsys.readouterr().out
+    assert all(option in shown for option in ("--quick", "--resume", "--out", "--seed",
+                                              "--quiet", "--iters"))
+
+
+def test_a_resumed_run_repeats_the_uninterrupted_one(tutorial, tmp_path):
+    config = dataclasses.replace(tutorial.QUICK, n_times=12)
+    data = tutorial.make_data(config, numpy.random.default_rng(1))
+
+    def train(name, iters, resume=False):
+        checkpoint = runs.Checkpoint(tmp_path / f"{name}.npz", every=2)
+        return tutorial.train(data, dataclasses.replace(config, iters=iters), checkpoint,
+                              resume=resume, quiet=True)
+
+    straight = train("straight", 3)
+    train("resumed", 2)
+    resumed = train("resumed", 3, resume=True)
+    numpy.testing.assert_array_equal(resumed["params"], straight["params"])
+    for key in ("losses", "log10_rates", "nfe", "jacobians"):
+        assert resumed["log"][key] == straight["log"][key]

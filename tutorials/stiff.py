@@ -1,0 +1,547 @@
+"""Tutorial 5: learn a stiff chemical system from data through the implicit solver (rodas4).
+
+Robertson's kinetics (Robertson 1966; Hairer & Wanner II, sec. IV.1) has three species and three
+reactions whose rate constants, k1 = 0.04, k2 = 3e7 and k3 = 1e4, span nine orders of
+magnitude: the classic stiff test problem, and the first example of Kim, Ji, Qian, Deng &
+Rackauckas 2021, "Stiff Neural Ordinary Differential Equations" (Chaos 31, 093122). We observe
+the three concentrations with noise at 50 log-spaced times from 1e-5 to 1e5 and fit the three
+rate constants, as log10 k, by Adam, the gradient by backprop through minode's implicit
+Rosenbrock method (``method="rodas4"``). From Kim et al. we take the log-spaced times and the
+per-species scaling (y2 stays below 4e-5 while y1 and y3 are of order 1): the state is solved
+as y / scale and the loss is a mean squared error in those units. Kim et al. learn a neural
+network for the whole right-hand side; we learn the three constants of known reactions, so the
+fit can be checked against the true rates.
+
+Besides the fit, the tutorial measures what dopri5 does on the same problem (it stops at
+max_steps with the stiffness diagnosis, or takes many times rodas4's evaluations), and why the
+gradient comes by backprop: the adjoint (Algorithm 1) solves z backwards in time, where the
+fast decaying modes of a stiff problem grow, and minode refuses its gradient past t ~ 0.1.
+
+Run ``python tutorials/stiff.py`` (about 5 minutes on one core) and look at the PNGs and
+``table.md`` in ``results/stiff/``. ``--quick`` is a smoke test of seconds, ``--resume``
+continues from the checkpoint in ``--out``.
+"""
+# %% [markdown]
+# # Learning the rate constants of a stiff system
+#
+# Robertson's reactions, with concentrations y1, y2, y3:
+#
+#     y1 -> y2            rate k1 y1
+#     y2 + y2 -> y3 + y2  rate k2 y2^2
+#     y2 + y3 -> y1 + y3  rate k3 y2 y3
+#
+# so dy/dt = S r(y), with S the stoichiometric matrix and r the three reaction rates. From
+# y(0) = (1, 0, 0), y2 rises to 3.6e-5 within 1e-3 time units and then sits in a quasi-steady
+# state, while y1 turns into y3 over 1e5 time units. The Jacobian's eigenvalues go from about
+# -0.04 to about -1e4: an explicit method's step stays below ~3 / 1e4 for as long as the solve
+# lasts, however smooth the solution. An implicit method's step grows with the solution's
+# time scale.
+
+# %%
+import argparse
+import textwrap
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import NamedTuple
+
+import autograd
+import numpy as np
+from tqdm import tqdm
+
+from minode import SolverError, SolverStats, backend, odeint, ops, optim, plots, runs
+from minode.cli import positive_int, script_argv
+from minode.files import write_text_atomically
+
+# %% [markdown]
+# ## Config
+#
+# `DEFAULT` is the full run, `QUICK` the smoke test. Tolerances are in the scaled units of the
+# state (each species divided by its largest observed value).
+
+# %%
+
+
+@dataclass(frozen=True)
+class Config:
+    """The data, the training and the measurements of one run."""
+
+    # data: n_times log-spaced observations in [t_first, t_last]; Gaussian noise whose standard
+    # deviation is ``noise`` times each species' largest value
+    n_times: int = 50
+    t_first: float = 1e-5
+    t_last: float = 1e5
+    noise: float = 0.01
+    # training: Adam on log10 k from k = (0.1, 1e7, 1e3), each 2.5 to 10 times off
+    initial_log10_rates: tuple = (-1.0, 7.0, 3.0)
+    lr: float = 0.1
+    halve_lr_every: int = 100
+    iters: int = 300
+    rtol: float = 1e-5
+    atol: float = 1e-7
+    # measurements: solves of the true system to each end time by dopri5 and rodas4 (dopri5
+    # stops at explicit_max_steps); the adjoint tried on the observations up to each of
+    # adjoint_end_times; central differences of a solve at check_rtol with step check_h
+    explicit_end_times: tuple = (1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5)
+    explicit_max_steps: int = 10_000
+    adjoint_end_times: tuple = (1e-2, 1e-1, 1e5)
+    check_rtol: float = 1e-8
+    check_h: float = 1e-4
+
+
+DEFAULT = Config()
+QUICK = replace(DEFAULT, iters=3, explicit_end_times=(1e-3, 1e5), explicit_max_steps=500,
+                adjoint_end_times=(1e-2, 1e-1))
+CHECKPOINT_EVERY = 25  # iterations
+
+# %% [markdown]
+# ## Data
+#
+# Reaction j's rate is k_j times a product of two entries of (y1, y2, y3, 1): y1 * 1,
+# y2 * y2 and y2 * y3. The field is written for the scaled state u = y / scale, so that one
+# absolute tolerance suits every species (minode's `atol` is one number). The true solution is
+# SciPy's Radau at rtol 1e-10, a solver independent of the one we train with.
+
+# %%
+TRUE_RATES = np.array([0.04, 3e7, 1e4])
+TRUE_LOG10_RATES = np.log10(TRUE_RATES)
+SPECIES = ("y1", "y2", "y3")
+Y0 = np.array([1.0, 0.0, 0.0])
+# rows: species; columns: the reactions k1, k2, k3
+STOICHIOMETRY = np.array([[-1.0, 0.0, 1.0],
+                          [1.0, -1.0, -1.0],
+                          [0.0, 1.0, 0.0]])
+FIRST_FACTOR, SECOND_FACTOR = np.array([0, 1, 1]), np.array([3, 1, 2])  # indices into (y, 1)
+
+
+def reaction_rates(y, log10_rates):
+    """The rates (k1 y1, k2 y2^2, k3 y2 y3) of the three reactions at concentrations y (3,)."""
+    padded = ops.concatenate([y, np.ones(1)])
+    return (ops.exp(np.log(10.0) * log10_rates) * ops.getitem(padded, FIRST_FACTOR)
+            * ops.getitem(padded, SECOND_FACTOR))
+
+
+def robertson(scale):
+    """The field du/dt = S r(u * scale) / scale of the scaled state u = y / scale."""
+    def field(u, t, log10_rates):
+        return ops.matmul(reaction_rates(u * scale, log10_rates), STOICHIOMETRY.T) / scale
+    return field
+
+
+class Data(NamedTuple):
+    """Observation ``times`` (n,), the ``clean`` and ``observed`` concentrations (n, 3), and
+    the per-species ``scale`` (3,): the largest observed value of each species."""
+
+    times: np.ndarray
+    clean: np.ndarray
+    observed: np.ndarray
+    scale: np.ndarray
+
+
+def solve_grid(times):
+    """The solve's time grid: t = 0, where y0 is given, then the observation times."""
+    return np.concatenate([[0.0], times])
+
+
+def true_solution(times):
+    """y at ``times`` for the true rates (SciPy's Radau at rtol 1e-10), shape (n, 3)."""
+    ys = odeint(robertson(np.ones(3)), backend.asarray(Y0), backend.asarray(solve_grid(times)),
+                backend.asarray(TRUE_LOG10_RATES), method="scipy:Radau", rtol=1e-10,
+                atol=1e-14)
+    return backend.to_numpy(ys)[1:]
+
+
+def make_data(config, rng):
+    """The true concentrations at log-spaced times, observed with noise drawn from ``rng``."""
+    times = np.logspace(np.log10(config.t_first), np.log10(config.t_last), config.n_times)
+    clean = true_solution(times)
+    observed = clean + config.noise * clean.max(axis=0) * rng.normal(size=clean.shape)
+    return Data(times, clean, observed, np.abs(observed).max(axis=0))
+
+
+# %% [markdown]
+# ## Model and loss
+#
+# The parameters are log10 k (three numbers). The model's trajectory is one rodas4 solve from
+# y(0) through every observation time; the loss is the mean squared error of the scaled
+# concentrations.
+
+# %%
+
+
+def predict(log10_rates, data, times, config, grad="backprop", stats=None):
+    """The model's scaled state u = y / scale at ``times``, shape (len(times), 3)."""
+    us = odeint(robertson(data.scale), backend.asarray(Y0 / data.scale),
+                backend.asarray(solve_grid(times)), log10_rates, method="rodas4",
+                rtol=config.rtol, atol=config.atol, grad=grad, stats=stats)
+    return us[1:]
+
+
+def loss(log10_rates, data, config, grad="backprop", stats=None, n_times=None):
+    """Mean squared error of the scaled concentrations at the first ``n_times`` observations
+    (all by default)."""
+    n = n_times or len(data.times)
+    prediction = predict(log10_rates, data, data.times[:n], config, grad, stats)
+    return ops.mean_squared_error(prediction, backend.asarray(data.observed[:n] / data.scale))
+
+
+loss_and_grad = autograd.value_and_grad(loss)
+
+# %% [markdown]
+# ## Which gradient?
+#
+# The adjoint (Algorithm 1) does not store the forward trajectory: it solves z backwards in
+# time next to the adjoint a. Backwards, the modes that decay fast forwards grow fast (like
+# exp(1e4 t) here), and the recomputed z is lost within a fraction of a time unit. minode
+# compares the recomputed z with the stored forward z at every output time and refuses the
+# gradient when they differ, rather than return it wrong. So we try the adjoint on the
+# observations up to a few end times and compare it with backprop, which differentiates the
+# forward steps themselves and needs no backward solve. Then we check the backprop gradient at
+# the training tolerance against central differences of a tight solve.
+
+# %%
+
+
+def first_line(error):
+    """The first line of an exception's message."""
+    return str(error).splitlines()[0]
+
+
+def try_adjoint(log10_rates, data, config, end_time):
+    """The adjoint's gradient on the observations up to ``end_time`` against backprop's:
+    ``{"end_time", "n_times", "relative_difference"}`` or, when refused, ``{..., "refused"}``."""
+    n = int(np.searchsorted(data.times, end_time, side="right"))
+    row = {"end_time": end_time, "n_times": n}
+    _, backprop = loss_and_grad(log10_rates, data, config, "backprop", n_times=n)
+    try:
+        # the backward solve overflows before it is refused; the refusal is the message
+        with np.errstate(over="ignore", invalid="ignore"):
+            _, adjoint = loss_and_grad(log10_rates, data, config, "adjoint", n_times=n)
+    except SolverError as error:
+        return {**row, "refused": first_line(error)}
+    difference = np.abs(backend.to_numpy(adjoint - backprop)).max()
+    return {**row, "relative_difference": float(difference / np.abs(backprop).max())}
+
+
+def central_differences(log10_rates, data, config):
+    """Central differences of the loss in each log10 k, each solve at rtol ``check_rtol``."""
+    tight = replace(config, rtol=config.check_rtol, atol=config.check_rtol * 1e-2)
+    h = config.check_h
+    return np.array([(float(loss(log10_rates + h * e, data, tight))
+                      - float(loss(log10_rates - h * e, data, tight))) / (2 * h)
+                     for e in np.eye(3)])
+
+
+def check_gradients(log10_rates, data, config):
+    """The adjoint's attempts, and backprop's gradient against central differences."""
+    _, backprop = loss_and_grad(log10_rates, data, config)
+    differences = central_differences(log10_rates, data, config)
+    error = np.abs(backend.to_numpy(backprop) - differences).max() / np.abs(differences).max()
+    return {"adjoint": [try_adjoint(log10_rates, data, config, end)
+                        for end in config.adjoint_end_times],
+            "backprop_vs_central_differences": float(error)}
+
+
+# %% [markdown]
+# ## Training loop
+#
+# Full-batch Adam on log10 k; the whole state is one pytree, checkpointed every
+# `CHECKPOINT_EVERY` iterations (`minode.runs`). Nothing in training is random, so a resumed run
+# repeats an uninterrupted one. The log keeps the loss and the parameters of every iteration
+# and the solver's counts.
+
+# %%
+
+
+def fresh_state(params, optimizer):
+    """The training state before the first iteration."""
+    return {"step": 0, "params": params, "opt": optimizer.init(params),
+            "log": {"losses": [], "log10_rates": [], "seconds": 0.0, "cpu_seconds": 0.0,
+                    "nfe": 0, "steps": 0, "jacobians": 0, "factorisations": 0}}
+
+
+def record_step(log, value, params, counts, seconds, cpu_seconds):
+    """Add one iteration's loss, parameters (those the loss was taken at), solver counts and
+    times to the log."""
+    log["losses"].append(float(value))
+    log["log10_rates"].append(backend.to_numpy(params).tolist())
+    for name in ("nfe", "steps", "jacobians", "factorisations"):
+        log[name] += getattr(counts, name)
+    log["seconds"] += seconds
+    log["cpu_seconds"] += cpu_seconds
+
+
+def train(data, config, checkpoint, resume=False, quiet=False):
+    """Fit log10 k to ``data`` for ``config.iters`` iterations; returns the final state."""
+    optimizer = optim.Adam(lr=optim.step_decay(config.lr, 0.5, every=config.halve_lr_every))
+    params = backend.asarray(np.array(config.initial_log10_rates))
+    state = checkpoint.load_or(fresh_state(params, optimizer), resume)
+    stats = SolverStats()
+    progress = tqdm(range(state["step"], config.iters), initial=state["step"],
+                    total=config.iters, desc="rates", disable=quiet)
+    for iteration in progress:
+        wall, cpu = time.perf_counter(), time.process_time()
+        stats.reset()
+        value, grads = loss_and_grad(state["params"], data, config, "backprop", stats)
+        record_step(state["log"], value, state["params"], stats.forward,
+                    time.perf_counter() - wall, time.process_time() - cpu)
+        state["params"], state["opt"] = optimizer.update(state["params"], grads, state["opt"])
+        progress.set_postfix(loss=f"{float(value):.4g}")
+        state["step"] = iteration + 1
+        checkpoint.save_if_due(state, config.iters)
+    return state
+
+
+# %% [markdown]
+# ## Explicit against implicit
+#
+# The true system solved from t = 0 to each end time by dopri5 and by rodas4 at the training
+# tolerances. dopri5 runs until `explicit_max_steps`; where it stops, its error says whether the
+# problem appears stiff (Hairer's h * |lambda| estimate) and which methods to use instead.
+
+# %%
+
+
+def solve_once(method, end_time, data, config):
+    """One solve of the true system to ``end_time``: its counts, CPU seconds and, when it
+    failed, the first line of the error."""
+    stats, cpu = SolverStats(), time.process_time()
+    row = {"method": method, "end_time": end_time}
+    try:
+        odeint(robertson(data.scale), backend.asarray(Y0 / data.scale),
+               backend.asarray(np.array([0.0, end_time])), backend.asarray(TRUE_LOG10_RATES),
+               method=method, rtol=config.rtol, atol=config.atol,
+               max_steps=config.explicit_max_steps, stats=stats)
+    except SolverError as error:
+        row["error"] = first_line(error)
+    counts = stats.forward
+    return {**row, "nfe": counts.nfe, "steps": counts.steps, "jacobians": counts.jacobians,
+            "factorisations": counts.factorisations, "cpu_seconds": time.process_time() - cpu}
+
+
+def compare_solvers(data, config):
+    """dopri5 and rodas4 on the true system to each of ``config.explicit_end_times``."""
+    return [solve_once(method, end_time, data, config)
+            for end_time in config.explicit_end_times for method in ("dopri5", "rodas4")]
+
+
+# %% [markdown]
+# ## Pictures
+#
+# The trajectories on a log time axis (data, initial guess, fit, truth), the fitted rates and
+# the loss over training, and evaluations and steps of dopri5 and rodas4 against the end time.
+
+# %%
+
+
+def plot_trajectories(data, curves, out):
+    """One panel per species: observations, and each of ``curves`` {label: (times, y)}."""
+    styles = {"truth": dict(color="k", ls="--", lw=1), "initial guess": dict(color="grey",
+              ls=":", lw=1.5), "fit": dict(color="crimson", lw=2)}
+    fig, axes = plots.figure(1, 3, figsize=(13, 3.8))
+    for i, ax in enumerate(axes):
+        ax.scatter(data.times, data.observed[:, i], s=10, color="tab:blue", label="observed")
+        for label, (times, ys) in curves.items():
+            ax.plot(times, ys[:, i], label=label, **styles[label])
+        ax.set(xscale="log", xlabel="t", title=f"{SPECIES[i]}(t)")
+    axes[0].legend(loc="best")
+    return plots.save_png(fig, out / "trajectories.png")
+
+
+def plot_training(log, loss_at_truth, out):
+    """log10 k_i over training against the true value, and the loss."""
+    history, losses = np.array(log["log10_rates"]), np.array(log["losses"])
+    fig, axes = plots.figure(1, 4, figsize=(15, 3.5))
+    for i, ax in enumerate(axes[:3]):
+        ax.plot(history[:, i], color="crimson", lw=1.5, label="fitted")
+        ax.axhline(TRUE_LOG10_RATES[i], color="k", ls="--", lw=1, label="true")
+        ax.set(title=f"log10 k{i + 1}", xlabel="iteration")
+    axes[0].legend(loc="best")
+    axes[3].semilogy(losses, color="crimson", lw=1.5, label="training loss")
+    axes[3].axhline(loss_at_truth, color="k", ls="--", lw=1, label="loss at the true rates")
+    axes[3].set(title="mean squared error (scaled units)", xlabel="iteration")
+    axes[3].legend(loc="best")
+    return plots.save_png(fig, out / "training.png")
+
+
+def plot_solvers(rows, out):
+    """Evaluations and steps of each method against the end time; failed solves crossed."""
+    fig, axes = plots.figure(1, 2, figsize=(10, 3.8))
+    for method, color in (("dopri5", "tab:orange"), ("rodas4", "tab:green")):
+        mine = [row for row in rows if row["method"] == method]
+        solved = [row for row in mine if "error" not in row]
+        stopped = [row for row in mine if "error" in row]
+        for ax, key in zip(axes, ("nfe", "steps")):
+            ax.plot([row["end_time"] for row in solved], [row[key] for row in solved], "o-",
+                    color=color, label=method)
+            if stopped:
+                ax.plot([row["end_time"] for row in stopped], [row[key] for row in stopped],
+                        "x", color=color, ms=10, label=f"{method} stopped at max_steps "
+                        "before the end time")
+    for ax, title in zip(axes, ("function evaluations", "steps (accepted + rejected)")):
+        ax.set(xscale="log", yscale="log", xlabel="end time of the solve", title=title)
+    axes[0].legend(loc="best")
+    return plots.save_png(fig, out / "solvers.png")
+
+
+def save_pictures(data, curves, state, loss_at_truth, solver_rows, out):
+    """Every picture; returns their paths."""
+    return [plot_trajectories(data, curves, out),
+            plot_training(state["log"], loss_at_truth, out),
+            plot_solvers(solver_rows, out)]
+
+
+# %% [markdown]
+# ## Numbers
+#
+# The fitted rates against the true ones, the loss at the start, at the end and at the true
+# rates (the noise's own level), the largest error of the fitted trajectory, the cost of one
+# solve and of one training iteration, and the measurements above.
+
+# %%
+
+
+def curves_for(data, final_params, config):
+    """The truth, initial-guess and fitted trajectories (concentrations) on a fine time grid."""
+    times = np.logspace(np.log10(config.t_first), np.log10(config.t_last), 200)
+
+    def concentrations(params):
+        return backend.to_numpy(predict(backend.asarray(params), data, times, config)) \
+            * data.scale
+
+    return {"truth": (times, true_solution(times)),
+                   "initial guess": (times, concentrations(np.array(config.initial_log10_rates))),
+                   "fit": (times, concentrations(final_params))}
+
+
+def summarize(state, data, config, curves, checks, solver_rows):
+    """The run's numbers (a JSON-ready dict)."""
+    log, iters = state["log"], state["step"]
+    fitted = backend.to_numpy(state["params"])
+    stats = SolverStats()
+    loss_at_truth = float(loss(backend.asarray(TRUE_LOG10_RATES), data, config))
+    final_loss = float(loss(state["params"], data, config, stats=stats))
+    fit_error = np.abs(curves["fit"][1] - curves["truth"][1]).max(axis=0) / data.scale
+    return {"iters": iters, "seconds": log["seconds"], "cpu_seconds": log["cpu_seconds"],
+            "fitted_rates": (10.0 ** fitted).tolist(), "true_rates": TRUE_RATES.tolist(),
+            "relative_errors": (10.0 ** (fitted - TRUE_LOG10_RATES) - 1).tolist(),
+            "initial_loss": log["losses"][0], "final_loss": final_loss,
+            "loss_at_true_rates": loss_at_truth,
+            "max_scaled_trajectory_error": fit_error.tolist(),
+            "solve": {name: getattr(stats.forward, name)
+                      for name in ("nfe", "steps", "jacobians", "factorisations")},
+            "per_iteration": {name: log[name] / iters
+                              for name in ("nfe", "steps", "jacobians", "factorisations",
+                                           "cpu_seconds")},
+            "gradients": checks, "solvers": solver_rows}
+
+
+def solver_line(row):
+    """One solve's counts, or where it stopped."""
+    text = f"{row['nfe']:>7} evaluations, {row['steps']:>6} steps"
+    if row["method"] == "rodas4":
+        text += f", {row['jacobians']} Jacobians, {row['factorisations']} LUs"
+    return text + (" STOPPED" if "error" in row else "") + f" ({row['cpu_seconds']:.2f} s)"
+
+
+def report(result):
+    """Print the numbers."""
+    print(f"\n== Robertson: {result['iters']} iterations in {result['seconds']:.1f} s "
+          f"({result['cpu_seconds']:.1f} s CPU)")
+    for i, (fit, true, error) in enumerate(zip(result["fitted_rates"], result["true_rates"],
+                                               result["relative_errors"])):
+        print(f"k{i + 1}: fitted {fit:.5g}, true {true:.5g}, relative error {error:+.2%}")
+    print(f"loss {result['initial_loss']:.4g} -> {result['final_loss']:.4g} "
+          f"(at the true rates: {result['loss_at_true_rates']:.4g})")
+    print("largest |fit - truth| / scale per species: "
+          + ", ".join(f"{e:.2g}" for e in result["max_scaled_trajectory_error"]))
+    solve, per = result["solve"], result["per_iteration"]
+    print(f"one rodas4 solve at the fitted rates: {solve['nfe']} evaluations, {solve['steps']} "
+          f"steps, {solve['jacobians']} Jacobians, {solve['factorisations']} LU factorisations;"
+          f" a training iteration (solve + backprop) {per['cpu_seconds']:.2f} s CPU")
+    print("\ndopri5 against rodas4 on the true system, from t = 0 to:")
+    for row in result["solvers"]:
+        print(f"  t = {row['end_time']:<7.0e} {row['method']:>6}: {solver_line(row)}")
+    stopped = [row for row in result["solvers"] if "error" in row]
+    if stopped:
+        print(textwrap.fill(f"dopri5's error: {stopped[0]['error']}", width=100,
+                            initial_indent="  ", subsequent_indent="    "))
+    checks = result["gradients"]
+    print("\nthe adjoint against backprop on the observations up to t:")
+    for row in checks["adjoint"]:
+        outcome = (f"relative difference {row['relative_difference']:.2g}"
+                   if "relative_difference" in row else "refused: " + row["refused"])
+        print(textwrap.fill(f"t <= {row['end_time']:.0e} ({row['n_times']} observations): "
+                            f"{outcome}", width=100, initial_indent="  ",
+                            subsequent_indent="    "))
+    print(f"backprop (training tolerance) against central differences: relative difference "
+          f"{checks['backprop_vs_central_differences']:.2g}")
+    for path in result.get("files", []):
+        print(f"  wrote {path}")
+
+
+def results_table(result):
+    """The fitted rates and the solver comparison as Markdown, with the command."""
+    lines = ["| rate | true | fitted | relative error |", "|---|---:|---:|---:|"]
+    lines += [f"| k{i + 1} | {true:.4g} | {fit:.4g} | {error:+.2%} |"
+              for i, (fit, true, error) in enumerate(zip(
+                  result["fitted_rates"], result["true_rates"], result["relative_errors"]))]
+    lines += ["", "| end time | dopri5 | rodas4 |", "|---:|---|---|"]
+    rows = result["solvers"]
+    for explicit, implicit in zip(rows[::2], rows[1::2]):
+        lines.append(f"| {explicit['end_time']:.0e} | {solver_line(explicit).strip()} | "
+                     f"{solver_line(implicit).strip()} |")
+    lines += ["", f"Command: `{runs.command_line()}`"]
+    return "\n".join(lines)
+
+
+# %% [markdown]
+# ## Running it
+#
+# `main` runs the cells above in order: data, training, the solver and gradient measurements,
+# pictures, numbers.
+
+# %%
+
+
+def parse_args(argv=None):
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--iters", type=positive_int, default=None,
+                        help=f"training iterations (default {DEFAULT.iters}; quick "
+                        f"{QUICK.iters})")
+    parser.add_argument("--seed", type=int, default=0, help="of the observation noise")
+    parser.add_argument("--quick", action="store_true", help="a smoke test of seconds")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the checkpoint in --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--out", type=Path, default=Path("results/stiff"))
+    return parser.parse_args(script_argv(argv))
+
+
+def main(argv=None):
+    """Run the tutorial; returns its numbers (used by the tests)."""
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    config = QUICK if args.quick else DEFAULT
+    if args.iters:
+        config = replace(config, iters=args.iters)
+    data = make_data(config, np.random.default_rng(args.seed))
+    checkpoint = runs.Checkpoint(args.out / "checkpoint.npz", every=CHECKPOINT_EVERY)
+    state = train(data, config, checkpoint, resume=args.resume, quiet=args.quiet)
+    checks = check_gradients(backend.asarray(np.array(config.initial_log10_rates)), data, config)
+    solver_rows = compare_solvers(data, config)
+    curves = curves_for(data, backend.to_numpy(state["params"]), config)
+    result = summarize(state, data, config, curves, checks, solver_rows)
+    runs.write_result(args.out, "robertson", result)
+    result["files"] = save_pictures(data, curves, state, result["loss_at_true_rates"],
+                                    solver_rows, args.out)
+    report(result)
+    path = args.out / "table.md"
+    write_text_atomically(path, results_table(result) + "\n")
+    print(f"\nwrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
