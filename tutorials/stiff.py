@@ -39,6 +39,7 @@ continues from the checkpoint in ``--out``.
 
 # %%
 import argparse
+import math
 import textwrap
 import time
 from dataclasses import dataclass, replace
@@ -116,15 +117,18 @@ FIRST_FACTOR, SECOND_FACTOR = np.array([0, 1, 1]), np.array([3, 1, 2])  # indice
 
 def reaction_rates(y, log10_rates):
     """The rates (k1 y1, k2 y2^2, k3 y2 y3) of the three reactions at concentrations y (3,)."""
-    padded = ops.concatenate([y, np.ones(1)])
-    return (ops.exp(np.log(10.0) * log10_rates) * ops.getitem(padded, FIRST_FACTOR)
-            * ops.getitem(padded, SECOND_FACTOR))
+    padded = ops.concatenate([y, backend.xp.ones(1)])
+    return (ops.exp(math.log(10.0) * log10_rates)
+            * ops.getitem(padded, backend.asarray(FIRST_FACTOR))
+            * ops.getitem(padded, backend.asarray(SECOND_FACTOR)))
 
 
 def robertson(scale):
     """The field du/dt = S r(u * scale) / scale of the scaled state u = y / scale."""
+    scale, stoichiometry = backend.asarray(scale), backend.asarray(STOICHIOMETRY)
+
     def field(u, t, log10_rates):
-        return ops.matmul(reaction_rates(u * scale, log10_rates), STOICHIOMETRY.T) / scale
+        return ops.matmul(reaction_rates(u * scale, log10_rates), stoichiometry.T) / scale
     return field
 
 
@@ -174,7 +178,7 @@ def predict(log10_rates, data, times, config, grad="backprop", stats=None):
     us = odeint(robertson(data.scale), backend.asarray(Y0 / data.scale),
                 backend.asarray(solve_grid(times)), log10_rates, method="rodas4",
                 rtol=config.rtol, atol=config.atol, grad=grad, stats=stats)
-    return us[1:]
+    return ops.getitem(us, slice(1, None))
 
 
 def loss(log10_rates, data, config, grad="backprop", stats=None, n_times=None):
@@ -219,17 +223,18 @@ def try_adjoint(log10_rates, data, config, end_time):
             _, adjoint = loss_and_grad(log10_rates, data, config, "adjoint", n_times=n)
     except SolverError as error:
         return {**row, "refused": first_line(error)}
-    difference = np.abs(backend.to_numpy(adjoint - backprop)).max()
-    return {**row, "relative_difference": float(difference / np.abs(backprop).max())}
+    adjoint, backprop = backend.to_numpy(adjoint), backend.to_numpy(backprop)
+    difference = np.abs(adjoint - backprop).max() / np.abs(backprop).max()
+    return {**row, "relative_difference": float(difference)}
 
 
 def central_differences(log10_rates, data, config):
     """Central differences of the loss in each log10 k, each solve at rtol ``check_rtol``."""
     tight = replace(config, rtol=config.check_rtol, atol=config.check_rtol * 1e-2)
-    h = config.check_h
-    return np.array([(float(loss(log10_rates + h * e, data, tight))
-                      - float(loss(log10_rates - h * e, data, tight))) / (2 * h)
-                     for e in np.eye(3)])
+    steps = backend.asarray(config.check_h * np.eye(3))
+    return np.array([(float(loss(log10_rates + step, data, tight))
+                      - float(loss(log10_rates - step, data, tight))) / (2 * config.check_h)
+                     for step in steps])
 
 
 def check_gradients(log10_rates, data, config):
