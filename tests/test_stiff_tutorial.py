@@ -58,15 +58,18 @@ def test_dopri5_stops_with_the_stiffness_diagnosis_where_rodas4_finishes(quick_r
     assert "error" not in by_method["rodas4"]
 
 
-def test_training_gradient_agrees_with_central_differences_and_the_short_adjoint(quick_run):
+def test_training_gradient_agrees_with_central_differences_and_every_mode_or_is_refused(
+        quick_run):
     result, _ = quick_run("stiff")
     checks = result["gradients"]
     assert checks["backprop_vs_central_differences"] < 1e-4  # training rtol 1e-5
-    first = checks["adjoint"][0]  # up to t = 1e-2, where the backward solve keeps z
-    assert first["relative_difference"] < 1e-4
-    for row in checks["adjoint"][1:]:  # refused by the adjoint's own checks, or right
+    modes = checks["modes"]
+    assert [(row["method"], row["end_time"]) for row in modes] == [
+        ("rodas4", 1e-2), ("rodas4", 1e-1), ("scipy:BDF", 1e5)]
+    assert modes[0]["relative_difference"] < 1e-4  # up to t = 1e-2 the backward z holds
+    for row in modes[1:]:  # refused by the adjoint's own checks, or right
         if "refused" in row:
-            assert row["refused"].startswith("the adjoint's backward solve (grad='adjoint')")
+            assert row["refused"].startswith("the adjoint's backward solve (grad='adjoint'")
         else:
             assert row["relative_difference"] < 1e-4
 
