@@ -106,8 +106,8 @@ def linearise(rhs, y, t, quadratures=0):
         else:
             time_derivative = _stack([ops.as_dtype(df_dt, value.dtype) for _, df_dt in rows],
                                      (n,), value.dtype)
-        return Linearisation(_in_shape(value, shape), jacobian_rows,
-                             _in_shape(time_derivative, shape), autonomous=autonomous)
+        return Linearisation(ops.as_shape(value, shape), jacobian_rows,
+                             ops.as_shape(time_derivative, shape), autonomous=autonomous)
     _check_quadratures_unread(getval(jacobian_rows), m, quadratures)
     jvp = _jacobian_vector_product(graph.vjp, value)
     time_derivative = xp.zeros(n, dtype=value.dtype)
@@ -118,9 +118,9 @@ def linearise(rhs, y, t, quadratures=0):
     def coupling(v_implicit):
         return ops.getitem(jvp(ops.concatenate([v_implicit, zeros_q]), 0.0), slice(m, None))
 
-    return Linearisation(_in_shape(value, shape), ops.getitem(jacobian_rows, (slice(None),
+    return Linearisation(ops.as_shape(value, shape), ops.getitem(jacobian_rows, (slice(None),
                                                                              slice(0, m))),
-                         _in_shape(time_derivative, shape), coupling, autonomous)
+                         ops.as_shape(time_derivative, shape), coupling, autonomous)
 
 
 def _stack(arrays, shape, dtype):
@@ -131,10 +131,6 @@ def _stack(arrays, shape, dtype):
     if any(isbox(array) for array in arrays):
         return ops.stack(arrays)
     return backend.xp.stack(arrays)  # untraced: no primitive to pass through
-
-
-def _in_shape(x, shape):
-    return x if x.shape == shape else ops.reshape(x, shape)
 
 
 def _jacobian_vector_product(vjp, value):

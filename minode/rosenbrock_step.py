@@ -66,7 +66,7 @@ def _traced_step(rhs, method, y, t, h, linearisation):
         if with_time and coefficients.gamma_sums[i] != 0.0:
             right_side = right_side + (coefficients.gamma_sums[i] * h) \
                 * linearisation.time_derivative
-        stages.append(_in_shape(solve(_flat(right_side)), y.shape))
+        stages.append(ops.as_shape(solve(_flat(right_side)), y.shape))
     y_next = linear_combination(y, h, coefficients.m, stages)
     error = linear_combination(0.0, h, coefficients.m_error, stages)
     return y_next, error, stages
@@ -93,10 +93,6 @@ def _stage_solver(linearisation, h, gamma):
 
 def _flat(x):
     return x if x.ndim == 1 else ops.ravel(x)
-
-
-def _in_shape(x, shape):
-    return x if x.shape == shape else ops.reshape(x, shape)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,5 +13,5 @@ from minode.ops.losses import (cross_entropy, gaussian_log_likelihood,
                                mean_squared_error)
 from minode.ops.norm import group_norm
 from minode.ops.reductions import logsumexp, mean, sum
-from minode.ops.shapes import (concatenate, getitem, ravel, reshape, stack, swapaxes,
+from minode.ops.shapes import (as_shape, concatenate, getitem, ravel, reshape, stack, swapaxes,
                                transpose, window)

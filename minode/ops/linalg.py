@@ -20,7 +20,7 @@ from minode import backend
 from minode.ops.broadcasting import unbroadcast
 from minode.ops import reductions
 from minode.ops.elementwise import multiply, negative
-from minode.ops.shapes import reshape
+from minode.ops.shapes import as_shape, reshape
 
 
 @primitive
@@ -83,7 +83,7 @@ def _rows(array, width):
 
 
 defvjp(linear,
-       lambda result, x, w, b: lambda grad_out: reshape(
+       lambda result, x, w, b: lambda grad_out: as_shape(
            _matmul(_rows(grad_out, w.shape[0]), w), x.shape),
        lambda result, x, w, b: lambda grad_out: _matmul(
            _rows(grad_out, w.shape[0]), _rows(x, w.shape[1]), True, False),

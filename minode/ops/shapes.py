@@ -18,6 +18,11 @@ def reshape(x, shape):
 defvjp(reshape, lambda result, x, shape: lambda grad_out: reshape(grad_out, x.shape))
 
 
+def as_shape(x, shape):
+    """``x`` itself when it already has ``shape``, else the differentiable `reshape`."""
+    return x if x.shape == tuple(shape) else reshape(x, shape)
+
+
 def ravel(x):
     """``x`` as a 1-D array."""
     return reshape(x, (-1,))
