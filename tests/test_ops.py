@@ -114,3 +114,11 @@ def test_as_dtype_casts_only_when_the_dtype_differs():
     gradient = grad(lambda y: ops.sum(ops.square(ops.as_dtype(y, numpy.float32))))(x)
     assert gradient.dtype == numpy.float64
     assert_allclose(gradient, 2 * x, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shapes", [((5, 4), (3, 5), (3,)), ((5, 4), (3, 4), (4,)),
+                                    ((5, 4), (4,), (4,))])
+def test_linear_names_the_shapes_it_needs(shapes):
+    x, w, b = (numpy.ones(shape) for shape in shapes)
+    with pytest.raises(ValueError, match=r"^linear needs x \(\.\.\., n_in\), w \(n_out, n_in\)"):
+        ops.linear(x, w, b)

@@ -73,6 +73,9 @@ def linear(x, w, b):
     Y = X W^T + b: dX = dY W, dW = dY^T X (over every leading axis of X), db = sum of dY over
     them.
     """
+    if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1] or b.shape != w.shape[:1]:
+        raise ValueError(f"linear needs x (..., n_in), w (n_out, n_in) and b (n_out,), got "
+                         f"shapes x {x.shape}, w {w.shape}, b {b.shape}")
     return backend.xp.matmul(x, backend.xp.swapaxes(w, -1, -2)) + b
 
 
