@@ -12,7 +12,8 @@
 matplotlib's backend is chosen before pyplot is first imported: the one named by ``MPLBACKEND``
 (Jupyter sets it to its inline backend) or the one already in use, else Agg, which needs no
 display, so the tutorials run on a headless machine. `save_png` and `save_gif` close the figure
-and write through `minode.files.atomic_file`, so an interrupted run never leaves half a picture.
+and write through `minode.files.atomic_file`, so an interrupted run never leaves half a picture;
+inside a Jupyter kernel they also show the picture in the notebook.
 """
 import io
 import os
@@ -23,6 +24,7 @@ import matplotlib
 from PIL import Image
 
 from minode.checks import check_positive
+from minode.cli import in_notebook
 from minode.files import atomic_file
 
 __all__ = ["STYLE", "DPI", "pyplot", "figure", "save_png", "save_gif"]
@@ -69,6 +71,7 @@ def save_png(fig, path, tight=True):
         fig.tight_layout()
     with atomic_file(path) as file:
         fig.savefig(file, format="png", dpi=DPI)
+    _show_in_notebook(path)
     pyplot().close(fig)
     return path
 
@@ -88,8 +91,19 @@ def save_gif(fig, path, draw, frames, fps=6):
     with atomic_file(path) as file:
         images[0].save(file, format="GIF", save_all=True, append_images=images[1:],
                        duration=round(1000 / fps), loop=0)
+    _show_in_notebook(path)
     pyplot().close(fig)
     return path
+
+
+def _show_in_notebook(path):
+    """Show the image file ``path`` in the notebook, when running in one (the figure itself is
+    closed after saving, so the inline backend would not show it)."""
+    if in_notebook():
+        # imported here: IPython is there only inside a kernel
+        from IPython.display import Image as NotebookImage
+        from IPython.display import display
+        display(NotebookImage(filename=str(path)))
 
 
 def _render(fig, draw, item):

@@ -1,11 +1,13 @@
 """Every tutorial reads as a notebook (``# %%`` cells, jupytext's percent format), runs as a
 script and runs with ``--quick``; the quick runs are shared with the per-tutorial tests."""
 import ast
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from scripts import PROJECT
+from scripts import PROJECT, load_script
 
 TUTORIALS = sorted(PROJECT.glob("tutorials/*.py"))
 # Tutorials whose restructuring into cells is on another branch; remove a name when it lands
@@ -31,9 +33,59 @@ def cells(path):
 def test_tutorial_has_markdown_and_code_cells(path):
     kinds = [kind for kind, _ in cells(path)]
     assert kinds.count("markdown") >= 1 and kinds.count("code") >= 3, kinds
-    for kind, lines in cells(path):
+    for kind, lines in cells(path)[1:]:
         if kind == "markdown":  # prose cells are comment lines only
             assert all(line.startswith("#") or not line.strip() for line in lines), lines
+
+
+# jupytext reads a markdown cell written as a triple-quoted string when the file's header sets
+# cell_markers; the module docstring then opens the notebook as its first markdown cell.
+JUPYTEXT_HEADER = """# ---
+# jupyter:
+#   jupytext:
+#     cell_markers: '\"\"\"'
+# ---
+"""
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda path: path.stem)
+def test_the_notebook_opens_with_the_docstring_as_a_markdown_cell(path):
+    text = path.read_text()
+    assert text.startswith(JUPYTEXT_HEADER)
+    kind, lines = cells(path)[0]
+    assert kind == "markdown"
+    docstring = ast.get_docstring(ast.parse(text), clean=False)
+    assert "\n".join(lines).strip() == f'"""{docstring}"""'
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda path: path.stem)
+def test_jupytext_converts_the_docstring_to_a_markdown_cell(path, tmp_path):
+    jupytext = pytest.importorskip("jupytext")  # not a dependency: checked where installed
+    notebook = jupytext.read(path)
+    first = notebook.cells[0]
+    assert first.cell_type == "markdown"
+    assert first.source.startswith(ast.get_docstring(ast.parse(path.read_text())).split("\n")[0])
+    assert all(cell.cell_type == "markdown" for cell in notebook.cells
+               if cell.source.lstrip().startswith('"""'))
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda path: path.stem)
+def test_help_explains_every_option(path):
+    parser = load_script(f"tutorials/{path.name}").build_parser()
+    for action in parser._actions:
+        assert action.help, f"{path.name}: {action.option_strings} has no help text"
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda path: path.stem)
+def test_a_quick_run_writes_to_its_own_folder(path):
+    args = load_script(f"tutorials/{path.name}").parse_args(["--quick"])
+    assert args.out == Path("results", "quick", path.stem)
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda path: path.stem)
+def test_importing_a_tutorial_runs_nothing(path, capsys):
+    load_script(f"tutorials/{path.name}")
+    assert capsys.readouterr() == ("", "")
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda path: path.stem)
