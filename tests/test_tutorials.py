@@ -1,13 +1,16 @@
 """Every tutorial reads as a notebook (``# %%`` cells, jupytext's percent format), runs as a
 script and runs with ``--quick``; the quick runs are shared with the per-tutorial tests."""
 import ast
-import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from scripts import PROJECT, load_script
+
+from minode.tree import load_params
 
 TUTORIALS = sorted(PROJECT.glob("tutorials/*.py"))
 # Tutorials whose restructuring into cells is on another branch; remove a name when it lands
@@ -107,3 +110,22 @@ def test_tutorial_runs_with_quick(path, quick_run):
     result, out = quick_run(path.stem)
     assert result
     assert any(file.suffix == ".npz" for file in out.iterdir())  # a checkpoint was saved
+
+
+def test_ctrl_c_stops_a_script_with_one_line_and_a_checkpoint_to_resume(tmp_path):
+    """A real SIGINT to ``python tutorials/spiral.py`` once its first checkpoint is on disk."""
+    checkpoint = tmp_path / "linear_checkpoint.npz"
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT / "tutorials/spiral.py"), "--experiment", "linear",
+         "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    last_line = stderr.strip().splitlines()[-1]
+    assert last_line.startswith("stopped by Ctrl-C after step ") and "--resume" in last_line
+    assert "Traceback" not in stderr
+    saved = load_params(checkpoint)
+    assert 50 <= saved["step"] < 800
