@@ -81,10 +81,19 @@ def notebook_argv(quick=False, resume=False, *options):
     return ["--quick"] * bool(quick) + ["--resume"] * bool(resume) + [str(o) for o in options]
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's help with each option's default after its help text, except a default of
+    None: that option's help says what happens when it is not given."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def tutorial_parser(description):
     """An ``ArgumentParser`` whose ``--help`` shows every option's default after its help."""
-    return argparse.ArgumentParser(description=description,
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return argparse.ArgumentParser(description=description, formatter_class=_DefaultsFormatter)
 
 
 def default_out(tutorial, quick):

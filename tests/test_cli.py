@@ -64,6 +64,7 @@ def test_help_shows_every_options_default(capsys):
                  "--seed SEED seed of every random draw (default: 0)",
                  "--method METHOD", "(default: dopri5)", "results/quick/spiral"):
         assert text in shown
+    assert "(default: None)" not in shown  # such an option's help says what happens instead
 
 
 def test_solver_settings_are_odeints_keywords_and_refuse_what_odeint_refuses(capsys):
