@@ -45,64 +45,62 @@ def _columns(z):
     if getattr(z, "ndim", None) != 2 or z.shape[1] != 2:
         raise ValueError(f"z must be an array of 2-D points, shape (batch, 2), got "
                          f"{getattr(z, 'shape', type(z).__name__)}")
-    return ops.getitem(z, (slice(None), 0)), ops.getitem(z, (slice(None), 1))
+    return z[:, 0], z[:, 1]
 
 
 def _half_square(x, scale):
     """((x) / scale)^2 / 2."""
-    return ops.multiply(0.5, ops.square(ops.divide(x, scale)))
+    return 0.5 * ops.square(x / scale)
 
 
 def _minus_log_sum_of_gaussians(a, b, scale):
     """-log(exp(-(a/scale)^2/2) + exp(-(b/scale)^2/2)), without underflow."""
-    exponents = ops.stack([ops.negative(_half_square(a, scale)),
-                           ops.negative(_half_square(b, scale))], axis=1)
-    return ops.negative(ops.logsumexp(exponents, axis=1))
+    exponents = ops.stack([-_half_square(a, scale), -_half_square(b, scale)], axis=1)
+    return -ops.logsumexp(exponents, axis=1)
 
 
 def _w1(z1):
-    return ops.sin(ops.multiply(2.0 * math.pi / 4.0, z1))
+    return ops.sin(2.0 * math.pi / 4.0 * z1)
 
 
 def _w2(z1):
-    return ops.multiply(3.0, ops.exp(ops.negative(_half_square(ops.subtract(z1, 1.0), 0.6))))
+    return 3.0 * ops.exp(-_half_square(z1 - 1.0, 0.6))
 
 
 def u1(z):
     """U1: a ring of radius 2 cut into two modes at z1 = +-2 (B,) for points ``z`` (B, 2)."""
     z1, _ = _columns(z)
     radius = ops.sqrt(ops.sum(ops.square(z), axis=1))
-    return ops.add(_half_square(ops.subtract(radius, 2.0), 0.4),
-                   _minus_log_sum_of_gaussians(ops.subtract(z1, 2.0), ops.add(z1, 2.0), 0.6))
+    return _half_square(radius - 2.0, 0.4) + _minus_log_sum_of_gaussians(z1 - 2.0, z1 + 2.0, 0.6)
 
 
 def u2(z):
     """U2: the sine band z2 = sin(pi z1 / 2), width 0.4 (not normalisable on R^2)."""
     z1, z2 = _columns(z)
-    return _half_square(ops.subtract(z2, _w1(z1)), 0.4)
+    return _half_square(z2 - _w1(z1), 0.4)
 
 
 def u3(z):
     """U3: the sine band and a copy shifted by w2 around z1 = 1 (not normalisable on R^2)."""
     z1, z2 = _columns(z)
-    gap = ops.subtract(z2, _w1(z1))
-    return _minus_log_sum_of_gaussians(gap, ops.add(gap, _w2(z1)), 0.35)
+    gap = z2 - _w1(z1)
+    return _minus_log_sum_of_gaussians(gap, gap + _w2(z1), 0.35)
 
 
 def _confinement(z):
     """(z1 / 4)^8: the factor exp(-(z1 / 4)^8) that makes U2 and U3 normalisable."""
     z1, _ = _columns(z)
-    return ops.power(ops.divide(z1, 4.0), 8)
+    return (z1 / 4.0) ** 8
 
 
 def u2_confined(z):
     """U2c = U2 + (z1 / 4)^8."""
-    return ops.add(u2(z), _confinement(z))
+    return u2(z) + _confinement(z)
 
 
 def u3_confined(z):
     """U3c = U3 + (z1 / 4)^8."""
-    return ops.add(u3(z), _confinement(z))
+    return u3(z) + _confinement(z)
 
 
 ENERGIES = {"U1": u1, "U2c": u2_confined, "U3c": u3_confined}
@@ -122,7 +120,7 @@ def log_normalizer(energy, limit=7.0, points=1401):
     axis = xp.linspace(-limit + cell / 2, limit - cell / 2, points)
     grid_1, grid_2 = xp.meshgrid(axis, axis)
     grid = xp.stack([grid_1.ravel(), grid_2.ravel()], axis=1)
-    return float(ops.logsumexp(ops.negative(energy(grid)), axis=0)) + 2.0 * math.log(cell)
+    return float(ops.logsumexp(-energy(grid), axis=0)) + 2.0 * math.log(cell)
 
 
 # ----------------------------------------------------------------------------------------------
