@@ -100,6 +100,9 @@ def conv2d(params, x, stride=1, padding=0):
     """`minode.ops.conv2d` of NCHW ``x`` with ``params["w"]``, plus the bias per channel."""
     _check_channels(x, params["w"].shape[1], "conv2d")
     out = ops.conv2d(x, params["w"], stride, padding)
+    # ops.add, not +: on NumPy a traced + sums the bias gradient with autograd's unbroadcast,
+    # one axis at a time, which rounds differently from minode's sum_to over (N, H, W) at once
+    # and would move the MNIST tutorial's numbers. group_norm's scale and shift likewise.
     return ops.add(out, ops.reshape(params["b"], (1, -1, 1, 1)))
 
 
@@ -204,19 +207,22 @@ def init_gru_cell(rng, n_in, n_hidden, dtype="float64"):
 
 def _gate(stacked, index, n_hidden):
     """Gate ``index`` (0 reset, 1 update, 2 candidate) of a (..., 3H) pre-activation."""
-    return ops.getitem(stacked, (Ellipsis, slice(index * n_hidden, (index + 1) * n_hidden)))
+    return stacked[..., index * n_hidden:(index + 1) * n_hidden]
 
 
 def _gru_step(params, input_part, h):
     """One GRU update from the input's pre-activation ``x @ w_ih.T + b_ih`` and the state ``h``."""
     n_hidden = h.shape[-1]
     hidden_part = linear({"w": params["w_hh"], "b": params["b_hh"]}, h)
+    # ops.add: either part alone may be a plain array (xs or h untraced), and a plain CuPy array
+    # on the left of + does not hand over to a traced one. The other left operands are traced
+    # whenever anything is.
     reset = ops.sigmoid(ops.add(_gate(input_part, 0, n_hidden), _gate(hidden_part, 0, n_hidden)))
     update = ops.sigmoid(ops.add(_gate(input_part, 1, n_hidden), _gate(hidden_part, 1, n_hidden)))
     candidate = ops.tanh(ops.add(_gate(input_part, 2, n_hidden),
-                                 ops.multiply(reset, _gate(hidden_part, 2, n_hidden))))
-    # h' = (1 - z) * n + z * h  =  n + z * (h - n)
-    return ops.add(candidate, ops.multiply(update, ops.subtract(h, candidate)))
+                                 reset * _gate(hidden_part, 2, n_hidden)))
+    # h' = (1 - z) * n + z * h  =  n - z * (n - h), with h (maybe the untraced h0) on the right
+    return candidate - update * (candidate - h)
 
 
 def gru_cell(params, x, h):
@@ -249,7 +255,7 @@ def gru(params, xs, h0, return_all=False):
     input_layer = {"w": params["w_ih"], "b": params["b_ih"]}
     h, states = h0, []
     for step in range(xs.shape[0]):
-        h = _gru_step(params, linear(input_layer, ops.getitem(xs, step)), h)
+        h = _gru_step(params, linear(input_layer, xs[step]), h)
         states.append(h)
     return ops.stack(states) if return_all else h
 

@@ -55,14 +55,14 @@ def _units(params, t, dim):
     u = ops.window(out, m * dim, (m, dim))
     b = ops.window(out, 2 * m * dim, (m,))
     gate = ops.sigmoid(ops.window(out, 2 * m * dim + m, (m,)))   # one per unit
-    return w, u, b, ops.divide(gate, m)
+    return w, u, b, gate / m
 
 
 def _planar_terms(z, t, params):
     """dz/dt of the planar CNF and the pieces its trace is made of."""
     w, u, b, weight = _units(params, t, z.shape[1])
     h = ops.tanh(ops.linear(z, w, b))                                     # (B, M)
-    dz_dt = ops.matmul(ops.multiply(h, weight), u)                        # eq. (10), gated
+    dz_dt = (h * weight) @ u                                              # eq. (10), gated
     return dz_dt, h, w, u, weight
 
 
@@ -82,8 +82,8 @@ def planar_cnf_with_trace(z, t, params):
     with ``flow(..., trace="closed_form")``.
     """
     dz_dt, h, w, u, weight = _planar_terms(z, t, params)
-    per_unit = ops.multiply(weight, ops.sum(ops.multiply(w, u), axis=1))  # sigma_n w_n.u_n / M
-    return dz_dt, ops.matmul(ops.subtract(1.0, ops.square(h)), per_unit)
+    per_unit = weight * ops.sum(w * u, axis=1)                            # sigma_n w_n.u_n / M
+    return dz_dt, (1.0 - ops.square(h)) @ per_unit
 
 
 # ============================================================================ the planar NF
@@ -112,16 +112,19 @@ def u_hat(u, w):
     2015, Appendix A.1). ``u``, ``w``: one vector (D,) or one per layer (K, D). In float64,
     m(x) rounds to -1 for x below about -36, where the layer's Jacobian can become singular.
     """
+    # ops.multiply: u or w alone may be traced, and a plain CuPy array on the left of * does not
+    # hand over to a traced one; the sum below starts with a term traced whenever either is.
     w_dot_u = ops.sum(ops.multiply(w, u), axis=-1, keepdims=True)
-    shift = ops.subtract(ops.subtract(ops.softplus(w_dot_u), 1.0), w_dot_u)
-    return ops.add(u, ops.multiply(ops.divide(shift, ops.sum(ops.square(w), axis=-1,
-                                                             keepdims=True)), w))
+    shift = ops.softplus(w_dot_u) - 1.0 - w_dot_u
+    # ops.divide, not /: on NumPy a traced / runs autograd's VJP (-g x / y^2), which rounds
+    # differently from ops.divide's (-g result / y) and would move the CNF tutorial's numbers.
+    return ops.divide(shift, ops.sum(ops.square(w), axis=-1, keepdims=True)) * w + u
 
 
 def _layer(params, k):
     """(w, u_hat, b) of layer ``k``."""
-    w, b = ops.getitem(params["w"], k), ops.getitem(params["b"], k)
-    return w, u_hat(ops.getitem(params["u"], k), w), b
+    w, b = params["w"][k], params["b"][k]
+    return w, u_hat(params["u"][k], w), b
 
 
 def planar_flow(params, z):
@@ -134,12 +137,11 @@ def planar_flow(params, z):
     log_det = 0.0
     for k in range(params["w"].shape[0]):
         w, u, b = _layer(params, k)
-        h = ops.tanh(ops.add(ops.matmul(z, w), b))                            # (B,)
-        slope = ops.subtract(1.0, ops.square(h))                              # h'(w^T z + b)
+        h = ops.tanh(ops.matmul(z, w) + b)                                    # (B,)
+        slope = 1.0 - ops.square(h)                                           # h'(w^T z + b)
         # 1 + u_hat^T psi = 1 + h' w^T u_hat > 0, since w^T u_hat > -1 and 0 < h' <= 1.
-        log_det = ops.add(log_det, ops.log(ops.add(1.0, ops.multiply(slope, ops.sum(
-            ops.multiply(w, u))))))
-        z = ops.add(z, ops.multiply(ops.reshape(h, (-1, 1)), u))
+        log_det = log_det + ops.log(1.0 + slope * ops.sum(w * u))
+        z = ops.reshape(h, (-1, 1)) * u + z   # traced term on the left: z may be plain data
     return z, log_det
 
 

@@ -50,7 +50,7 @@ import autograd
 import numpy as np
 from tqdm import tqdm
 
-from minode import SolverStats, backend, cnf, datasets, densities, optim, ops, planar, plots, runs
+from minode import SolverStats, backend, cnf, densities, optim, ops, planar, plots, runs
 from minode.cli import script_argv
 from minode.files import write_text_atomically
 
@@ -153,9 +153,9 @@ def training_of(task, config):
 # generator seeded by [seed, k], so a resumed run repeats an uninterrupted one.
 
 # %%
-MAKE_DATA = {"circles": datasets.make_two_circles, "moons": datasets.make_two_moons}
-DATA_LOG_DENSITY = {"circles": datasets.two_circles_log_density,
-                    "moons": datasets.two_moons_log_density}
+MAKE_DATA = {"circles": densities.make_two_circles, "moons": densities.make_two_moons}
+DATA_LOG_DENSITY = {"circles": densities.two_circles_log_density,
+                    "moons": densities.two_moons_log_density}
 
 
 def training_batch(task, batch, seed, step):

@@ -12,7 +12,7 @@ blog notebook's dataset instead (each spiral its own random linear ODE, `make_sp
 
 The setup, with every choice that the paper leaves open:
 
-* data (``--data paper``, `minode.datasets.make_archimedean_spirals`): 1000 windows of 200
+* data (``--data paper``, `minode.spirals.make_archimedean_spirals`): 1000 windows of 200
   equally spaced points (time step 6 pi / 499, one radian per unit of time) of the Archimedean
   spiral r = 0.3 theta (counter-clockwise) or its mirror image (clockwise), half each, every
   window starting at its own angle, uniform on [100 * 6 pi / 499, 6 pi - 199 * 6 pi / 499]
@@ -72,7 +72,8 @@ import autograd
 import numpy as np
 from tqdm import tqdm
 
-from minode import SolverStats, backend, datasets, nn, odeint, ops, optim, plots, runs
+from minode import SolverStats, backend, nn, odeint, ops, optim, plots, runs
+from minode import spirals as spiral_data
 from minode.cli import positive_int, script_argv
 from minode.files import write_text_atomically
 
@@ -143,10 +144,10 @@ def make_spirals(config, seed):
     spec = DATA[config.data]
     n_points = OBSERVED_RANGE + FUTURE_RANGE
     if config.data == "paper":
-        return datasets.make_archimedean_spirals(rng, config.n_spirals, n_points,
-                                                 noise_std=spec.noise_std)
-    return datasets.make_spirals(rng, config.n_spirals, n_points, t_max=6.29 * 2,
-                                 noise_std=spec.noise_std)
+        return spiral_data.make_archimedean_spirals(rng, config.n_spirals, n_points,
+                                                    noise_std=spec.noise_std)
+    return spiral_data.make_spirals(rng, config.n_spirals, n_points, t_max=6.29 * 2,
+                                    noise_std=spec.noise_std)
 
 
 def split_spirals(config, seed):

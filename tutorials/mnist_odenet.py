@@ -42,8 +42,8 @@ from tqdm import tqdm
 
 from minode import SolverStats, backend, nn, odeint, ops, optim, plots, runs
 from minode.cli import nonnegative_int, positive_float, positive_int, script_argv
-from minode.datasets import load_mnist
 from minode.files import write_text_atomically
+from minode.mnist import load_mnist
 
 # %% [markdown]
 # ## Config

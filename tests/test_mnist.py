@@ -1,5 +1,5 @@
-"""minode.datasets: IDX reading and writing, the bundled MNIST subset, the --full download path
-(offline, with urlopen replaced) and the spiral data of the latent ODE tutorial."""
+"""minode.mnist: IDX reading and writing, the bundled MNIST subset and the --full download path
+(offline, with urlopen replaced)."""
 import gzip
 import hashlib
 import io
@@ -10,9 +10,9 @@ import urllib.error
 import numpy
 import pytest
 
-from minode import datasets
+from minode import mnist
 
-README_PATH = os.path.join(datasets.BUNDLED_MNIST_DIR, "README.md")
+README_PATH = os.path.join(mnist.BUNDLED_MNIST_DIR, "README.md")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -23,8 +23,8 @@ README_PATH = os.path.join(datasets.BUNDLED_MNIST_DIR, "README.md")
 def test_idx_round_trip_keeps_uint8_images(tmp_path, file_name):
     images = numpy.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=numpy.uint8)
     path = tmp_path / file_name
-    datasets.write_idx(path, images)
-    loaded = datasets.read_idx(path)
+    mnist.write_idx(path, images)
+    loaded = mnist.read_idx(path)
     assert loaded.dtype == numpy.uint8 and loaded.shape == (5, 28, 28)
     numpy.testing.assert_array_equal(loaded, images)
 
@@ -33,14 +33,14 @@ def test_idx_round_trip_keeps_uint8_images(tmp_path, file_name):
 def test_idx_round_trip_keeps_uint8_labels(tmp_path, file_name):
     labels = numpy.arange(17, dtype=numpy.uint8) % 10
     path = tmp_path / file_name
-    datasets.write_idx(path, labels)
-    numpy.testing.assert_array_equal(datasets.read_idx(path), labels)
-    assert datasets.read_idx(path).dtype == numpy.uint8
+    mnist.write_idx(path, labels)
+    numpy.testing.assert_array_equal(mnist.read_idx(path), labels)
+    assert mnist.read_idx(path).dtype == numpy.uint8
 
 
 def test_idx_files_use_the_mnist_magic_numbers_and_gzip_only_for_gz_names(tmp_path):
-    datasets.write_idx(tmp_path / "images", numpy.zeros((2, 28, 28), numpy.uint8))
-    datasets.write_idx(tmp_path / "labels.gz", numpy.zeros(2, numpy.uint8))
+    mnist.write_idx(tmp_path / "images", numpy.zeros((2, 28, 28), numpy.uint8))
+    mnist.write_idx(tmp_path / "labels.gz", numpy.zeros(2, numpy.uint8))
     assert (tmp_path / "images").read_bytes()[:4] == (2051).to_bytes(4, "big")
     with gzip.open(tmp_path / "labels.gz", "rb") as file:
         assert file.read(4) == (2049).to_bytes(4, "big")
@@ -48,8 +48,8 @@ def test_idx_files_use_the_mnist_magic_numbers_and_gzip_only_for_gz_names(tmp_pa
 
 def test_idx_round_trip_keeps_multibyte_dtypes_in_native_order(tmp_path):
     values = numpy.linspace(-1.0, 1.0, 12).reshape(3, 4)
-    datasets.write_idx(tmp_path / "values.gz", values)
-    loaded = datasets.read_idx(tmp_path / "values.gz")
+    mnist.write_idx(tmp_path / "values.gz", values)
+    loaded = mnist.read_idx(tmp_path / "values.gz")
     assert loaded.dtype == numpy.float64 and loaded.dtype.isnative
     numpy.testing.assert_array_equal(loaded, values)
 
@@ -63,14 +63,14 @@ def test_read_idx_rejects_a_bad_magic_number_naming_the_file(tmp_path):
     path = tmp_path / "bad-magic"
     path.write_bytes(_idx_bytes(0x12340803, (2,), b"\x00\x01"))
     with pytest.raises(ValueError, match=r"bad-magic.*bad IDX magic number 0x12340803"):
-        datasets.read_idx(path)
+        mnist.read_idx(path)
 
 
 def test_read_idx_rejects_an_unsupported_type_code(tmp_path):
     path = tmp_path / "odd-type"
     path.write_bytes(_idx_bytes(0x00000A01, (2,), b"\x00\x01"))
     with pytest.raises(ValueError, match=r"odd-type.*unsupported IDX type code 0x0a"):
-        datasets.read_idx(path)
+        mnist.read_idx(path)
 
 
 @pytest.mark.parametrize("compress", [False, True])
@@ -80,26 +80,26 @@ def test_read_idx_rejects_a_truncated_file_with_the_byte_counts(tmp_path, compre
     path.write_bytes(gzip.compress(content) if compress else content)
     with pytest.raises(ValueError, match=r"truncated\.gz.*truncated.*expected 2352 bytes, "
                                          r"got 2347"):
-        datasets.read_idx(path)
+        mnist.read_idx(path)
 
 
 def test_read_idx_rejects_a_truncated_header(tmp_path):
     path = tmp_path / "short-header"
     path.write_bytes((2051).to_bytes(4, "big") + (3).to_bytes(4, "big"))
     with pytest.raises(ValueError, match=r"short-header.*truncated IDX header"):
-        datasets.read_idx(path)
+        mnist.read_idx(path)
 
 
 def test_read_idx_rejects_trailing_bytes(tmp_path):
     path = tmp_path / "labels-with-tail"
     path.write_bytes(_idx_bytes(2049, (4,), bytes(4) + b"extra"))
     with pytest.raises(ValueError, match=r"labels-with-tail.*5 trailing bytes"):
-        datasets.read_idx(path)
+        mnist.read_idx(path)
 
 
 def test_write_idx_refuses_dtypes_idx_cannot_store(tmp_path):
     with pytest.raises(ValueError, match="IDX cannot store dtype int64"):
-        datasets.write_idx(tmp_path / "x", numpy.zeros(3, numpy.int64))
+        mnist.write_idx(tmp_path / "x", numpy.zeros(3, numpy.int64))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ def test_write_idx_refuses_dtypes_idx_cannot_store(tmp_path):
 
 @pytest.fixture(scope="module")
 def bundled_mnist():
-    return datasets.load_mnist()
+    return mnist.load_mnist()
 
 
 def test_bundled_mnist_has_8000_train_and_2000_test_digits(bundled_mnist):
@@ -140,14 +140,14 @@ def test_bundled_mnist_files_match_the_sha256_sums_in_its_readme():
     readme = open(README_PATH, encoding="utf-8").read()
     sums = dict((name, digest) for digest, name in
                 re.findall(r"^([0-9a-f]{64})\s+(\S+)$", readme, flags=re.MULTILINE))
-    assert sorted(sums) == sorted(datasets.MNIST_FULL_FILES)
+    assert sorted(sums) == sorted(mnist.MNIST_FULL_FILES)
     for name, digest in sums.items():
-        with open(os.path.join(datasets.BUNDLED_MNIST_DIR, name), "rb") as file:
+        with open(os.path.join(mnist.BUNDLED_MNIST_DIR, name), "rb") as file:
             assert hashlib.sha256(file.read()).hexdigest() == digest, name
 
 
 def test_load_mnist_without_normalize_returns_raw_pixels(bundled_mnist):
-    x_train, y_train, _, _ = datasets.load_mnist(normalize=False)
+    x_train, y_train, _, _ = mnist.load_mnist(normalize=False)
     assert x_train.dtype == numpy.uint8 and x_train.shape == (8000, 28, 28)
     numpy.testing.assert_array_equal(x_train[:, None] / numpy.float32(255), bundled_mnist[0])
 
@@ -155,22 +155,22 @@ def test_load_mnist_without_normalize_returns_raw_pixels(bundled_mnist):
 def test_load_mnist_reads_raw_files_from_root(tmp_path):
     images = numpy.arange(3 * 28 * 28, dtype=numpy.uint32).reshape(3, 28, 28) % 256
     for prefix in ("train", "t10k"):
-        datasets.write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", images.astype(numpy.uint8))
-        datasets.write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte",
-                           numpy.array([7, 0, 9], numpy.uint8))
-    x_train, y_train, x_test, y_test = datasets.load_mnist(tmp_path)
+        mnist.write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", images.astype(numpy.uint8))
+        mnist.write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte",
+                        numpy.array([7, 0, 9], numpy.uint8))
+    x_train, y_train, x_test, y_test = mnist.load_mnist(tmp_path)
     assert x_train.shape == x_test.shape == (3, 1, 28, 28)
     assert y_test.tolist() == [7, 0, 9]
 
 
 def test_load_mnist_rejects_image_and_label_counts_that_disagree(tmp_path):
     for prefix in ("train", "t10k"):
-        datasets.write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz",
-                           numpy.zeros((3, 28, 28), numpy.uint8))
-        datasets.write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz",
-                           numpy.zeros(2, numpy.uint8))
+        mnist.write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz",
+                        numpy.zeros((3, 28, 28), numpy.uint8))
+        mnist.write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz",
+                        numpy.zeros(2, numpy.uint8))
     with pytest.raises(ValueError, match="3 images but .* 2 labels"):
-        datasets.load_mnist(tmp_path)
+        mnist.load_mnist(tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,10 +181,10 @@ def test_full_mnist_without_network_raises_a_clear_runtime_error(tmp_path, monke
     def no_network(url, timeout=None):
         raise urllib.error.URLError("Temporary failure in name resolution")
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", no_network)
     with pytest.raises(RuntimeError, match=r"could not download .*\(no network\?\); the bundled "
                                            r"10k subset works offline: drop --full"):
-        datasets.load_mnist(full=True, cache_dir=tmp_path / "cache")
+        mnist.load_mnist(full=True, cache_dir=tmp_path / "cache")
     assert os.listdir(tmp_path / "cache") == []
 
 
@@ -195,103 +195,31 @@ def test_full_mnist_with_a_wrong_checksum_raises_and_keeps_nothing(tmp_path, mon
         requested.append(url)
         return io.BytesIO(b"these are not the MNIST bytes you are looking for")
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", wrong_bytes)
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", wrong_bytes)
     with pytest.raises(RuntimeError, match="SHA-256 is not the expected"):
-        datasets.load_mnist(full=True, cache_dir=tmp_path)
+        mnist.load_mnist(full=True, cache_dir=tmp_path)
     assert os.listdir(tmp_path) == []
     assert requested == [mirror + "train-images-idx3-ubyte.gz"
-                         for mirror in datasets.MNIST_MIRRORS]
+                         for mirror in mnist.MNIST_MIRRORS]
 
 
 def test_full_mnist_keeps_verified_downloads_and_reads_them(tmp_path, monkeypatch):
     # Serve the bundled subset's files as if they were the full ones, with their real sums.
     served = {}
-    for name in datasets.MNIST_FULL_FILES:
-        with open(os.path.join(datasets.BUNDLED_MNIST_DIR, name), "rb") as file:
+    for name in mnist.MNIST_FULL_FILES:
+        with open(os.path.join(mnist.BUNDLED_MNIST_DIR, name), "rb") as file:
             served[name] = file.read()
-    monkeypatch.setattr(datasets, "MNIST_FULL_FILES",
+    monkeypatch.setattr(mnist, "MNIST_FULL_FILES",
                         {name: (hashlib.sha256(content).hexdigest(), len(content))
                          for name, content in served.items()})
-    monkeypatch.setattr(datasets.urllib.request, "urlopen",
+    monkeypatch.setattr(mnist.urllib.request, "urlopen",
                         lambda url, timeout=None: io.BytesIO(served[url.rsplit("/", 1)[1]]))
-    x_train, _, x_test, _ = datasets.load_mnist(full=True, cache_dir=tmp_path)
+    x_train, _, x_test, _ = mnist.load_mnist(full=True, cache_dir=tmp_path)
     assert sorted(os.listdir(tmp_path)) == sorted(served)
     assert x_train.shape == (8000, 1, 28, 28) and x_test.shape == (2000, 1, 28, 28)
 
     def must_not_download(url, timeout=None):
         raise AssertionError(f"downloaded {url} although the cache was complete")
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", must_not_download)
-    datasets.load_mnist(full=True, cache_dir=tmp_path)
-
-
-
-# ---------------------------------------------------------------------------------------------
-# Spirals
-# ---------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def spirals():
-    return datasets.make_spirals(numpy.random.default_rng(5), n_spirals=64, n_points=120)
-
-
-def test_spirals_have_the_documented_shapes(spirals):
-    assert spirals.times.shape == (120,)
-    assert spirals.times[0] == 0.0 and spirals.times[-1] == pytest.approx(6.29 * 5)
-    assert spirals.trajectories.shape == spirals.observations.shape == (64, 120, 2)
-    assert spirals.clockwise.shape == (64,) and spirals.clockwise.dtype == bool
-    assert spirals.matrices.shape == (64, 2, 2)
-
-
-@pytest.mark.parametrize("n_spirals", [1, 7, 64])
-def test_exactly_half_the_spirals_turn_clockwise(n_spirals):
-    spirals = datasets.make_spirals(numpy.random.default_rng(n_spirals), n_spirals=n_spirals,
-                                    n_points=10, t_max=1.0)
-    assert spirals.clockwise.sum() == n_spirals // 2
-
-
-def test_spiral_observation_noise_has_the_requested_std():
-    spirals = datasets.make_spirals(numpy.random.default_rng(1), n_spirals=100, n_points=200,
-                                    noise_std=0.05)
-    noise = spirals.observations - spirals.trajectories
-    assert abs(noise.mean()) < 0.002
-    assert noise.std() == pytest.approx(0.05, rel=0.03)
-
-
-def test_spirals_decay_towards_the_origin(spirals):
-    start = numpy.linalg.norm(spirals.trajectories[:, 0], axis=-1)
-    end = numpy.linalg.norm(spirals.trajectories[:, -1], axis=-1)
-    assert numpy.all(end < start)
-
-
-def test_clockwise_spirals_have_negative_signed_angular_velocity(spirals):
-    z = spirals.trajectories
-    velocity = numpy.einsum("sij,stj->sti", spirals.matrices, z)
-    cross = z[..., 0] * velocity[..., 1] - z[..., 1] * velocity[..., 0]   # z x dz/dt
-    assert numpy.all(cross[spirals.clockwise] < 0)
-    assert numpy.all(cross[~spirals.clockwise] > 0)
-
-
-def test_clockwise_spirals_turn_clockwise_in_the_data_itself(spirals):
-    # Independent of W: the unwrapped polar angle of the clean trajectory falls over time.
-    angle = numpy.unwrap(numpy.arctan2(spirals.trajectories[..., 1],
-                                       spirals.trajectories[..., 0]), axis=1)
-    total_turn = angle[:, -1] - angle[:, 0]
-    assert numpy.all(total_turn[spirals.clockwise] < 0)
-    assert numpy.all(total_turn[~spirals.clockwise] > 0)
-
-
-def test_spiral_trajectories_match_the_exact_solution_of_the_linear_ode(spirals):
-    # z(t) = exp(W t) z0 = V exp(diag(lambda) t) V^-1 z0, W = V diag(lambda) V^-1 (complex).
-    eigenvalues, vectors = numpy.linalg.eig(spirals.matrices)
-    coefficients = numpy.linalg.solve(vectors, spirals.trajectories[:, 0, :, None])[..., 0]
-    growth = numpy.exp(eigenvalues[:, None, :] * spirals.times[None, :, None])
-    exact = numpy.einsum("sij,stj->sti", vectors, growth * coefficients[:, None, :]).real
-    numpy.testing.assert_allclose(spirals.trajectories, exact, rtol=1e-5, atol=1e-6)
-
-
-def test_spirals_are_reproducible_from_the_seed():
-    first, second = (datasets.make_spirals(numpy.random.default_rng(3), n_spirals=4,
-                                           n_points=5) for _ in range(2))
-    numpy.testing.assert_array_equal(first.observations, second.observations)
-    numpy.testing.assert_array_equal(first.clockwise, second.clockwise)
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", must_not_download)
+    mnist.load_mnist(full=True, cache_dir=tmp_path)
