@@ -750,7 +750,8 @@ def nll_table(results, config):
     """Markdown: held-out NLL (nats) of CNF, NF, the best Gaussian and the data's entropy."""
     size = config.likelihood_size
     lines = [f"| data | CNF M={size} | NF K={size} | best Gaussian | data density on these "
-             f"points (floor) | data entropy ({config.entropy_draws:,} draws) |", "|---|---:|---:|---:|---:|---:|"]
+             f"points (floor) | data entropy ({config.entropy_draws:,} draws) |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name in DATASETS:
         rows = [results.get(f"{name}-{model}-{size}") for model in ("cnf", "nf")]
         known = [row for row in rows if row]
