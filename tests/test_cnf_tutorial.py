@@ -1,6 +1,6 @@
 """tutorials/cnf.py: the quick run writes every figure and table, the models' directions agree,
-and a crashed run resumes to the parameters of an uninterrupted one."""
-import argparse
+an interrupted run resumes to the parameters of an uninterrupted one, a resume with other options is
+refused and Ctrl-C leaves a checkpoint and one line saying how to continue."""
 import dataclasses
 import math
 
@@ -9,7 +9,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scripts import load_script
 
-from minode import tree
+from minode import runs, tree
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_a_finished_model_is_loaded_on_resume_not_trained_again(tutorial, tmp_pa
 
 
 def test_nf_density_picture_inverts_the_flow_and_integrates_to_one(tutorial):
-    config = dataclasses.replace(tutorial.QUICK, grid=161)
+    config = dataclasses.replace(tutorial.QUICK_CONFIG, grid=161)
     task = tutorial.Task("kl", "U1", "nf", 4)
     params = tutorial.init_model(task, config, numpy.random.default_rng(0))
     params["u"] = 2 * params["u"] + 0.5
@@ -53,25 +53,25 @@ def test_nf_density_picture_inverts_the_flow_and_integrates_to_one(tutorial):
 def test_likelihood_direction_and_sampling_direction_agree(tutorial):
     """The CNF's samples (base -> data) have, under log_likelihood (data -> base), the
     log-density that the forward solve reports."""
-    config = tutorial.QUICK
+    config = tutorial.QUICK_CONFIG
     task = tutorial.Task("nll", "circles", "cnf", 3)
     params = tutorial.init_model(task, config, numpy.random.default_rng(0))
     z = numpy.random.default_rng(1).standard_normal((5, 2))
-    x, log_q = tutorial.push_forward(task, params, z, config, 1e-9)
-    assert_allclose(tutorial.log_likelihood(task, params, x, config, 1e-9), log_q, rtol=1e-6)
+    solver = {**tutorial.SOLVER, "rtol": 1e-9, "atol": 1e-9}
+    x, log_q = tutorial.push_forward(task, params, z, config, solver)
+    assert_allclose(tutorial.log_likelihood(task, params, x, config, solver), log_q, rtol=1e-6)
 
 
-def test_a_crashed_and_resumed_run_repeats_the_uninterrupted_one(tutorial, tmp_path,
-                                                                  monkeypatch):
+def test_an_interrupted_and_resumed_run_repeats_the_uninterrupted_one(tutorial, tmp_path,
+                                                                        monkeypatch):
     config = dataclasses.replace(
-        tutorial.QUICK, matching_cnf=tutorial.Training(steps=6, lr=3e-3, batch=8),
+        tutorial.QUICK_CONFIG, matching_cnf=tutorial.Training(steps=6, lr=3e-3, batch=8),
         checkpoint_every=2)
     task = tutorial.Task("kl", "U2c", "cnf", 2)
 
     def train(out, resume=False):
-        args = argparse.Namespace(out=out, seed=3, resume=resume, quiet=True)
         out.mkdir(exist_ok=True)
-        return tutorial.train(task, config, args)
+        return tutorial.train(task, config, out, seed=3, resume=resume, quiet=True)
 
     straight = train(tmp_path / "straight")
     batches = tutorial.training_batch
@@ -82,12 +82,39 @@ def test_a_crashed_and_resumed_run_repeats_the_uninterrupted_one(tutorial, tmp_p
         return batches(task, batch, seed, step)
 
     monkeypatch.setattr(tutorial, "training_batch", crash_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(runs.TrainingInterrupted):
         train(tmp_path / "resumed")
     checkpoint = tmp_path / "resumed" / f"{task.name}_checkpoint.npz"
-    assert tree.load_params(checkpoint)["step"] == 2
+    assert runs.Checkpoint(checkpoint).load()["step"] == 3  # steps 0, 1, 2 completed
     monkeypatch.setattr(tutorial, "training_batch", batches)
     resumed = train(tmp_path / "resumed", resume=True)
     assert resumed["step"] == 6 and resumed["log"]["losses"] == straight["log"]["losses"]
     for a, b in zip(tree.tree_leaves(straight["params"]), tree.tree_leaves(resumed["params"])):
         numpy.testing.assert_array_equal(a, b)
+
+
+def test_a_resume_with_another_seed_is_refused(tutorial, quick_run):
+    _, out = quick_run("cnf")
+    with pytest.raises(ValueError, match="seed"):
+        tutorial.main(["--quick", "--quiet", "--out", str(out), "--resume", "--seed", "1"])
+
+
+def test_ctrl_c_saves_the_last_completed_step_and_says_how_to_resume(tutorial, tmp_path,
+                                                                     monkeypatch, capsys):
+    calls = []
+    loss_and_grad = tutorial.loss_and_grad
+
+    def interrupted_at_the_third_call(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return loss_and_grad(*args)
+
+    monkeypatch.setattr(tutorial, "loss_and_grad", interrupted_at_the_third_call)
+    with pytest.raises(SystemExit) as stop:
+        runs.run_script(lambda: tutorial.main(["--quick", "--quiet", "--targets", "U1",
+                                               "--datasets", "--out", str(tmp_path)]))
+    assert stop.value.code == 130
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "--resume" in lines[0]
+    assert runs.Checkpoint(tmp_path / "U1-nf-2_checkpoint.npz").load()["step"] == 2
