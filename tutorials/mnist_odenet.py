@@ -124,9 +124,9 @@ def build_parser():
     parser.add_argument("--channels", type=positive_int, default=unset,
                         help="feature maps C (default 32)")
     parser.add_argument("--epochs", type=positive_int, default=unset,
-                        help="default 10 (quick: 2)")
+                        help="epochs of training (default 10; quick 2)")
     parser.add_argument("--batch-size", type=positive_int, default=unset,
-                        help="default 32 (quick: 64)")
+                        help="training digits per batch (default 32; quick 64)")
     parser.add_argument("--lr", type=positive_float, default=unset,
                         help="Adam's learning rate, divided by 10 for the last third of "
                         "training (default 1e-2)")
@@ -357,7 +357,7 @@ def untrained_loss(model, data, config, seed):
 if NOTEBOOK:
     for model in chosen_models(args):
         print(f"{model}, untrained: loss {untrained_loss(model, data, config, args.seed):.4f} "
-              "(log 10 = 2.3026 is a uniform guess)")
+              "(ln 10 = 2.3026: a uniform guess)")
 
 
 # %% [markdown]
