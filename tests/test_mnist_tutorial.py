@@ -1,12 +1,11 @@
 """Tutorial 2 (tutorials/mnist_odenet.py): smoke runs of every model and the ODE-Net's gradient."""
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from scripts import load_script
 
-from minode import backend, nn, tree
+from minode import backend, nn, runs, tree
 from minode.gradcheck import numerical_grad
 
 tutorial = load_script("tutorials/mnist_odenet.py")
@@ -39,6 +38,43 @@ def test_quick_odenet_run_writes_table1_and_the_figure3_panels(quick_run):
     assert set(outcome["memory"]["odenet"]) == {2, 4}
 
 
+def test_a_resume_with_another_seed_is_refused_naming_the_seed(quick_run):
+    _, out = quick_run("mnist_odenet")
+    with pytest.raises(ValueError, match="seed"):
+        tutorial.main(["--quick", "--quiet", "--out", str(out), "--resume", "--seed", "1"])
+
+
+def test_ctrl_c_saves_the_last_completed_epoch_and_says_how_to_resume(tmp_path, monkeypatch,
+                                                                     capsys):
+    calls = []
+    loss_and_grad = tutorial.loss_and_grad
+
+    def interrupted_at_the_sixth_batch(*args):
+        calls.append(1)
+        if len(calls) == 6:  # the second batch of the second epoch (4 batches an epoch)
+            raise KeyboardInterrupt
+        return loss_and_grad(*args)
+
+    monkeypatch.setattr(tutorial, "loss_and_grad", interrupted_at_the_sixth_batch)
+    options = ["--quick", "--quiet", "--model", "mlp", "--no-plots", "--no-memory", "--out"]
+    with pytest.raises(SystemExit) as stopped:
+        runs.run_script(lambda: tutorial.main(options + [str(tmp_path)]))
+    assert stopped.value.code == 130
+    stderr = capsys.readouterr().err.strip().splitlines()
+    assert len(stderr) == 1 and "--resume" in stderr[0]
+    state = runs.Checkpoint(tmp_path / "mlp_checkpoint.npz").load()
+    assert state["step"] == 1 and len(state["log"]["history"]) == 1
+    # the checkpoint holds the end of epoch 1, not a batch into epoch 2: resumed, the run
+    # ends where an uninterrupted one does
+    monkeypatch.setattr(tutorial, "loss_and_grad", loss_and_grad)
+    tutorial.main(options + [str(tmp_path), "--resume"])
+    tutorial.main(options + [str(tmp_path / "straight")])
+    final = [runs.Checkpoint(out / "mlp_checkpoint.npz").load()["params"]
+             for out in (tmp_path, tmp_path / "straight")]
+    for resumed_leaf, straight_leaf in zip(*map(tree.tree_leaves, final)):
+        np.testing.assert_array_equal(resumed_leaf, straight_leaf)
+
+
 def test_table1_keeps_the_memory_an_earlier_command_measured(tmp_path):
     first = _quick(tmp_path, "mlp", "--epochs", "1", "--no-plots")
     measured = first["memory"]["mlp"]["-"]
@@ -68,7 +104,7 @@ def test_a_crashed_and_resumed_run_repeats_the_uninterrupted_one(tmp_path, monke
 
     crash_in_the_second_epoch.epochs = 0
     monkeypatch.setattr(tutorial, "shuffled_batches", crash_in_the_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(runs.TrainingInterrupted):
         run(tmp_path / "resumed")
     assert tree.load_params(tmp_path / "resumed" / "mlp_checkpoint.npz")["step"] == 1
     epochs_trained = []
@@ -116,9 +152,9 @@ def test_odenet_gradient_of_one_batch_matches_finite_differences():
     to64 = lambda tree: nn.tree_map(lambda leaf: backend.asarray(leaf, dtype="float64"),  # noqa
                                     tree)
     params = to64(tutorial.init_model("odenet", np.random.default_rng(1), 4))
-    x_train, y_train, _, _ = tutorial.load_data(tutorial.QUICK)
+    x_train, y_train, _, _ = tutorial.load_data(tutorial.QUICK_CONFIG)
     images, labels = backend.asarray(x_train[:3].astype("float64")), y_train[:3]
-    solver = tutorial.Solver(method="rk4", step_size=1 / 64)
+    solver = {**tutorial.SOLVER, "method": "rk4", "step_size": 1 / 64}
     # A few entries from the stem, the ODE function (both convolutions, a norm) and the head.
     picks = [("stem", "conv1", "w", (0, 0, 1, 1)), ("ode", "conv1", "w", (1, 0, 0, 2)),
              ("ode", "conv2", "w", (2, 3, 1, 0)), ("ode", "norm3", "scale", (1,)),
@@ -133,7 +169,7 @@ def test_odenet_gradient_of_one_batch_matches_finite_differences():
 
     def picked_grad(grad_mode):
         _, grads = tutorial.loss_and_grad(params, "odenet", images, labels,
-                                          replace(solver, grad=grad_mode))
+                                          {**solver, "grad": grad_mode})
         return np.array([grads[a][b][c][index] for a, b, c, index in picks])
 
     start = np.array([params[a][b][c][index] for a, b, c, index in picks])

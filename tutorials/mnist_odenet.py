@@ -1,3 +1,10 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_markers: '"""'
+# ---
+
+# %% [markdown]
 """Tutorial 2: a convolutional ODE-Net on MNIST, with the paper's Table 1 and Figure 3 at our scale.
 
 Chen et al. (2018), sec. 3: a residual network updates its hidden state by h_{t+1} = h_t + f(h_t),
@@ -9,11 +16,16 @@ not grow with that number.
 Run ``python tutorials/mnist_odenet.py`` (the ODE-Net for 10 epochs: about 15 minutes on a
 2-core machine, 13.4 of them training; ``--model all`` trains every model) on the
 8,000 / 2,000 MNIST digits bundled with minode (``--full`` downloads all 70,000). It writes to
-``--out`` (default ``results/mnist/``): a checkpoint after every epoch (``--resume`` continues
-from it) and a result file per model, Table 1 as ``table1.md`` and Figure 3's panels
-``figure3a_nfe_vs_error.png`` ... ``figure3d_nfe_vs_epoch.png``. ``--quick`` trains on 256 digits
-for 2 epochs (a smoke test of seconds); ``--skip-training`` rebuilds the table and figures from
-the checkpoints in ``--out``.
+``results/mnist_odenet/`` (``--quick``: ``results/quick/mnist_odenet/``), relative to the
+current directory (from a notebook, to the notebook's folder: ``tutorials/results/...``): a
+checkpoint after every epoch (``--resume`` continues from it) and a result file per model,
+``digits.png`` (a few training digits), Table 1 as ``table1.md`` and Figure 3's panels
+``figure3a_nfe_vs_error.png`` ... ``figure3d_nfe_vs_epoch.png``. ``--quick`` trains on 256
+digits for 2 epochs (a smoke test of seconds; its numbers mean nothing); ``--skip-training``
+rebuilds the table and figures from the checkpoints in the output folder.
+
+As a notebook: ``jupytext --to notebook tutorials/mnist_odenet.py``, or open the .py directly
+with the Jupytext extension of Jupyter or VS Code; set the config cell and run the cells in order.
 """
 # %% [markdown]
 # # An ODE-Net on MNIST
@@ -33,28 +45,38 @@ import argparse
 import math
 import time
 import tracemalloc
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields, replace
 
 import autograd
 import numpy as np
-from tqdm import tqdm
+from matplotlib.ticker import MaxNLocator
 
-from minode import SolverStats, backend, nn, odeint, ops, optim, plots, runs
-from minode.cli import nonnegative_int, positive_float, positive_int, script_argv
+from minode import SolverStats, backend, cli, nn, odeint, ops, optim, plots, runs
+from minode.cli import nonnegative_int, positive_float, positive_int
 from minode.files import write_text_atomically
 from minode.mnist import load_mnist
 
 # %% [markdown]
 # ## Config
+# In a notebook, set these and run the cells in order; as a script, the command line sets them.
 #
-# `DEFAULT` is the full run, `QUICK` the smoke test; each command-line option overrides one field.
+# `FULL_CONFIG` is the full run, `QUICK_CONFIG` the smoke test; each command-line option
+# overrides one field. `SOLVER` is how the ODE block is solved: `odeint`'s keyword arguments.
 
 # %%
+QUICK = False    # True: a smoke test of seconds; its numbers mean nothing
+RESUME = False   # True: continue from the checkpoints in the results folder
+MODEL = "odenet"  # the model the notebook trains: "odenet", "rknet", "resnet", "mlp" or "all"
+NOTEBOOK = cli.notebook_cells_run(__name__)   # run each cell's step as the cell runs
+
+TUTORIAL = "mnist_odenet"
 MODELS = ("odenet", "rknet", "resnet", "mlp")
 ODE_MODELS = ("odenet", "rknet")  # the models with an ODE block
 DTYPE = "float32"  # half the memory traffic of float64
 N_RESIDUAL_BLOCKS = 6
+# The ODE-Net's solver; the RK-Net's differs in grad="backprop" (`model_solver`), and --tol and
+# --seminorm set rtol = atol and the adjoint's error norm.
+SOLVER = {"method": "dopri5", "rtol": 1e-3, "atol": 1e-3, "grad": "adjoint"}
 
 
 @dataclass(frozen=True)
@@ -68,7 +90,7 @@ class Config:
     batch_size: int = 32
     lr: float = 1e-2            # Adam's learning rate, divided by 10 for the last third
     augment: int = 2            # shift training images randomly by up to this many pixels
-    tol: float = 1e-3           # rtol = atol of the ODE block
+    tol: float = SOLVER["rtol"]  # rtol = atol of the ODE block
     seminorm: bool = False      # adjoint error control on z and a only (Kidger et al. 2021)
     memory_steps: tuple = (2, 8, 32)   # rk4 step counts of Table 1's memory column
     memory_batch: int = 16
@@ -76,9 +98,77 @@ class Config:
     sweep_digits: int = 128
 
 
-DEFAULT = Config()
-QUICK = Config(train_digits=256, test_digits=200, epochs=2, batch_size=64, memory_steps=(2, 4),
-               memory_batch=4, sweep_tolerances=(1e-1, 1e-2), sweep_digits=16)
+FULL_CONFIG = Config()
+QUICK_CONFIG = Config(train_digits=256, test_digits=200, epochs=2, batch_size=64,
+                      memory_steps=(2, 4), memory_batch=4, sweep_tolerances=(1e-1, 1e-2),
+                      sweep_digits=16)
+# The fields of Config that shape training: a checkpoint written with others is not resumed.
+TRAINING_FIELDS = ("train_digits", "test_digits", "channels", "epochs", "batch_size", "lr",
+                   "augment", "tol", "seminorm")
+
+
+def _steps_list(text):
+    return tuple(positive_int(piece) for piece in text.split(","))
+
+
+def build_parser():
+    """The command-line options. Those of `Config`'s fields are absent from the parsed options
+    when not given (``argparse.SUPPRESS``): `parse_args` then takes them from `FULL_CONFIG`, or
+    `QUICK_CONFIG` with ``--quick``."""
+    parser = cli.tutorial_parser(__doc__.split("\n")[0])
+    unset = argparse.SUPPRESS  # the default of the options that override a Config field
+    cli.add_run_options(parser, TUTORIAL, quick_help="256 digits, 2 epochs, a smoke test of "
+                        "seconds")
+    parser.add_argument("--model", choices=MODELS + ("all",), default="odenet",
+                        help="the model to train (all: each in turn)")
+    parser.add_argument("--channels", type=positive_int, default=unset,
+                        help="feature maps C (default 32)")
+    parser.add_argument("--epochs", type=positive_int, default=unset,
+                        help="epochs of training (default 10; quick 2)")
+    parser.add_argument("--batch-size", type=positive_int, default=unset,
+                        help="training digits per batch (default 32; quick 64)")
+    parser.add_argument("--lr", type=positive_float, default=unset,
+                        help="Adam's learning rate, divided by 10 for the last third of "
+                        "training (default 1e-2)")
+    parser.add_argument("--augment", type=nonnegative_int, default=unset, metavar="PIXELS",
+                        help="shift training images randomly by up to this many pixels "
+                        "(default 2; 0: no augmentation)")
+    parser.add_argument("--tol", type=positive_float, default=unset,
+                        help="rtol = atol of the ODE block (default 1e-3)")
+    parser.add_argument("--seminorm", action="store_true", default=unset,
+                        help="adjoint error control on z and a only (default off)")
+    parser.add_argument("--memory-steps", type=_steps_list, default=unset,
+                        help="rk4 step counts for the memory column (default 2,8,32; quick 2,4)")
+    parser.add_argument("--memory-batch", type=positive_int, default=unset,
+                        help="batch size of the memory measurement (default 16; quick 4)")
+    parser.add_argument("--full", action="store_true", help="download the full 60k/10k MNIST")
+    parser.add_argument("--skip-training", action="store_true",
+                        help="load the checkpoints in --out; only measure, tabulate and plot")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    parser.add_argument("--no-plots", action="store_true", help="skip the pictures")
+    return parser
+
+
+def parse_args(argv=None):
+    """Command-line options; ``args.config`` is `FULL_CONFIG` or `QUICK_CONFIG` with the
+    options applied."""
+    args = cli.parse_tutorial_args(build_parser(), argv, TUTORIAL)
+    overrides = {field.name: getattr(args, field.name) for field in fields(Config)
+                 if getattr(args, field.name, None) is not None}
+    args.config = replace(QUICK_CONFIG if args.quick else FULL_CONFIG, **overrides)
+    return args
+
+
+def chosen_models(args):
+    """The models ``--model`` names, in `MODELS`' order."""
+    return MODELS if args.model == "all" else (args.model,)
+
+
+if NOTEBOOK:
+    args = parse_args(cli.notebook_argv(QUICK, RESUME, "--model", MODEL))
+    config = args.config
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs.announce(args.out, args.quick)
 
 # %% [markdown]
 # ## Data
@@ -118,27 +208,31 @@ def random_shifts(images, max_shift, rng):
     return np.stack([padded[i, :, rows[i]:rows[i] + h, cols[i]:cols[i] + w] for i in range(n)])
 
 
+def plot_digits(x, y, out, count=12):
+    """The first ``count`` images of ``x`` with their labels ``y``, as ``out/digits.png``."""
+    fig, axes = plots.figure(1, count, figsize=(count * 0.8, 1.2))
+    for ax, image, label in zip(axes, x, y):
+        ax.imshow(image[0], cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"label {label}", fontsize=8)
+        ax.axis("off")
+    return plots.save_png(fig, out / "digits.png")
+
+
+if NOTEBOOK:
+    data = load_data(config, full=args.full)
+    print(f"{len(data[0]):,} training and {len(data[2]):,} test digits")
+    plot_digits(data[0], data[1], args.out)
+
+
 # %% [markdown]
 # ## Model
 #
 # Parameters are dicts of arrays; `logits(model, params, images, solver)` is a plain function of
-# them, so autograd differentiates the whole network, ODE solve included. The ODE function and
-# the ResNet's residual branch are one block of `minode.nn` (GroupNorm, ReLU, 3x3 convolutions),
-# with and without the time channel.
+# them (`solver`: `odeint`'s keyword arguments, like `SOLVER`), so autograd differentiates the
+# whole network, ODE solve included. The ODE function and the ResNet's residual branch are one
+# block of `minode.nn` (GroupNorm, ReLU, 3x3 convolutions), with and without the time channel.
 
 # %%
-
-
-@dataclass(frozen=True)
-class Solver:
-    """How the ODE block is solved and differentiated (the ODE-Net and the RK-Net only)."""
-
-    method: str = "dopri5"
-    rtol: float = 1e-3
-    atol: float = 1e-3
-    step_size: float | None = None  # for fixed-step methods such as "rk4"
-    grad: str = "adjoint"    # "adjoint": Algorithm 1; "backprop": through the steps (RK-Net)
-    seminorm: bool = False   # adjoint error control on z and a only (Kidger et al. 2021)
 
 
 def _groups(channels):
@@ -193,13 +287,11 @@ def init_model(model, rng, channels):
 def ode_block(params, h, solver, stats=None):
     """h(1) = h(0) + int_0^1 f(h(t), t) dt, the ODE block (eq. (1)-(3))."""
     t = backend.asarray(np.array([0.0, 1.0], dtype=DTYPE))
-    ys = odeint(nn.conv_ode_func, h, t, params, method=solver.method, rtol=solver.rtol,
-                atol=solver.atol, step_size=solver.step_size, grad=solver.grad,
-                seminorm=solver.seminorm, stats=stats)
+    ys = odeint(nn.conv_ode_func, h, t, params, **solver, stats=stats)
     return ys[-1]
 
 
-def logits(model, params, images, solver=Solver(), stats=None):
+def logits(model, params, images, solver=SOLVER, stats=None):
     """Class scores (N, 10) of ``images`` (N, 1, 28, 28)."""
     if model == "mlp":
         return nn.mlp(params["mlp"], ops.reshape(images, (images.shape[0], -1)),
@@ -215,8 +307,18 @@ def logits(model, params, images, solver=Solver(), stats=None):
 
 def model_solver(model, config):
     """The solver settings of ``model``: the RK-Net backpropagates, the ODE-Net uses the adjoint."""
-    return Solver(rtol=config.tol, atol=config.tol,
-                  grad="backprop" if model == "rknet" else "adjoint", seminorm=config.seminorm)
+    return {**SOLVER, "rtol": config.tol, "atol": config.tol,
+            "grad": "backprop" if model == "rknet" else "adjoint", "seminorm": config.seminorm}
+
+
+def count_model_params(model, channels):
+    """The number of parameters of ``model`` with ``channels`` feature maps."""
+    return nn.count_params(init_model(model, np.random.default_rng(0), channels))
+
+
+if NOTEBOOK:
+    for model in chosen_models(args):
+        print(f"{model}: {count_model_params(model, config.channels):,} parameters")
 
 
 # %% [markdown]
@@ -243,6 +345,19 @@ def accuracy(model, params, x, y, solver, batch_size=500):
         predicted = backend.to_numpy(scores).argmax(axis=1)
         correct += int((predicted == y[start:start + batch_size]).sum())
     return correct / len(x)
+
+
+def untrained_loss(model, data, config, seed):
+    """The loss of ``model`` as initialised for training, on the first batch of training digits."""
+    params = init_model(model, np.random.default_rng(seed), config.channels)
+    images, labels = (backend.asarray(part[:config.batch_size]) for part in data[:2])
+    return float(loss_fn(params, model, images, labels, model_solver(model, config)))
+
+
+if NOTEBOOK:
+    for model in chosen_models(args):
+        print(f"{model}, untrained: loss {untrained_loss(model, data, config, args.seed):.4f} "
+              "(ln 10 = 2.3026: a uniform guess)")
 
 
 # %% [markdown]
@@ -291,36 +406,50 @@ def print_epoch(model, record):
           f"({record['train_cpu_seconds']:.1f} s CPU){nfe}", flush=True)
 
 
+def run_config(model, config, seed, full, quick):
+    """What a checkpoint of ``model`` records and a resumed run must repeat."""
+    return {"model": model, "seed": seed, "full": full, "quick": quick,
+            **{name: getattr(config, name) for name in TRAINING_FIELDS}}
+
+
 def train(model, data, config, checkpoint, seed, resume=False, quiet=False):
-    """Train ``model`` for ``config.epochs`` epochs; returns the final training state."""
+    """Train ``model`` for ``config.epochs`` epochs; returns the final training state.
+
+    One checkpoint step is one epoch. The batches of an epoch update local copies of the
+    parameters and the optimizer state, and the epoch's end commits them, so that Ctrl-C saves
+    the state after the last completed epoch (`runs.Checkpoint.saved_on_interrupt`).
+    """
     x_train, y_train, x_test, y_test = data
     optimizer = make_optimizer(config, len(x_train))
     solver, stats = model_solver(model, config), SolverStats()
     state = checkpoint.load_or(fresh_state(model, config, seed, optimizer), resume)
     if state["step"]:
         print(f"{model}: resumed from {checkpoint.path} after epoch {state['step']}")
-    for epoch in range(state["step"], config.epochs):
-        batches = shuffled_batches(x_train, y_train, config.batch_size,
-                                   np.random.default_rng([seed, epoch]), config.augment)
-        progress = tqdm(batches, total=steps_per_epoch(config, len(x_train)), disable=quiet,
-                        desc=f"{model} epoch {epoch + 1}/{config.epochs}")
-        losses, nfe = [], []
-        start, cpu_start = time.perf_counter(), time.process_time()
-        for images, labels in progress:
-            stats.reset()
-            loss, grads = loss_and_grad(state["params"], model, images, labels, solver, stats)
-            state["params"], state["opt"] = optimizer.update(state["params"], grads, state["opt"])
-            losses.append(float(loss))
-            nfe.append((stats.forward.nfe, stats.backward.nfe))
-            progress.set_postfix(loss=f"{float(loss):.3f}",
-                                 nfe=f"{stats.forward.nfe}+{stats.backward.nfe}")
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-        record = epoch_record(epoch, losses, nfe, seconds, cpu_seconds,
-                              accuracy(model, state["params"], x_test, y_test, solver))
-        state["log"]["history"].append(record)
-        state["step"] = epoch + 1
-        checkpoint.save(state)
-        print_epoch(model, record)
+    with checkpoint.saved_on_interrupt(lambda: state, total=config.epochs):
+        for epoch in range(state["step"], config.epochs):
+            batches = shuffled_batches(x_train, y_train, config.batch_size,
+                                       np.random.default_rng([seed, epoch]), config.augment)
+            bar = runs.progress(batches, total=steps_per_epoch(config, len(x_train)),
+                                quiet=quiet, desc=f"{model} epoch {epoch + 1}/{config.epochs}")
+            params, opt_state, losses, nfe = state["params"], state["opt"], [], []
+            start, cpu_start = time.perf_counter(), time.process_time()
+            for images, labels in bar:
+                stats.reset()
+                loss, grads = loss_and_grad(params, model, images, labels, solver, stats)
+                params, opt_state = optimizer.update(params, grads, opt_state)
+                losses.append(float(loss))
+                nfe.append((stats.forward.nfe, stats.backward.nfe))
+                bar.set_postfix(loss=f"{float(loss):.3f}",
+                                nfe=f"{stats.forward.nfe}+{stats.backward.nfe}", refresh=False)
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+            record = epoch_record(epoch, losses, nfe, seconds, cpu_seconds,
+                                  accuracy(model, params, x_test, y_test, solver))
+            with runs.deferred_interrupt():
+                state["params"], state["opt"] = params, opt_state
+                state["log"]["history"].append(record)
+                state["step"] = epoch + 1
+                checkpoint.save(state)
+            print_epoch(model, record)
     return state
 
 
@@ -335,23 +464,49 @@ def model_result(model, params, history, data, config):
             "train_digits": len(data[0]), "history": history}
 
 
-def trained_model(model, data, config, args):
-    """Train ``model`` (or, with ``--skip-training``, load its checkpoint) and write its result
-    file; returns ``(params, result)``."""
-    checkpoint = runs.Checkpoint(args.out / f"{model}_checkpoint.npz")
-    if not args.skip_training:
-        state = train(model, data, config, checkpoint, args.seed, args.resume, args.quiet)
+def trained_model(model, data, config, checkpoint, out, seed, resume=False, skip_training=False,
+                  quiet=False, options=None):
+    """Train ``model`` (or, with ``skip_training``, load its ``checkpoint``) and write its result
+    file to ``out`` with the command's ``options``; returns ``(params, result)``."""
+    if not skip_training:
+        state = train(model, data, config, checkpoint, seed, resume, quiet)
     elif not checkpoint.exists():
         raise SystemExit(f"--skip-training: no checkpoint {checkpoint.path}; train {model} first")
     else:
         optimizer = make_optimizer(config, len(data[0]))
-        state = checkpoint.load_or(fresh_state(model, config, args.seed, optimizer), resume=True)
-        saved = runs.read_result(args.out, model)
+        state = checkpoint.load_or(fresh_state(model, config, seed, optimizer), resume=True)
+        saved = runs.read_result(out, model)
         if saved is not None:  # it keeps the command that trained the model
             return state["params"], saved
     result = model_result(model, state["params"], state["log"]["history"], data, config)
-    runs.write_result(args.out, model, result)
-    return state["params"], runs.read_result(args.out, model)
+    runs.write_result(out, model, result, options=options)
+    return state["params"], runs.read_result(out, model)
+
+
+def train_models(models, data, config, out, seed, *, full=False, quick=False, resume=False,
+                 skip_training=False, quiet=False, options=None):
+    """`trained_model` for each of ``models``, each with its checkpoint in ``out``; returns
+    ``({model: params}, {model: result})``. ``full`` and ``quick`` (the data and the run's
+    kind) are recorded in the checkpoints."""
+    trained, results = {}, {}
+    for model in models:
+        checkpoint = runs.Checkpoint(out / f"{model}_checkpoint.npz",
+                                     config=run_config(model, config, seed, full, quick))
+        trained[model], results[model] = trained_model(
+            model, data, config, checkpoint, out, seed, resume, skip_training, quiet, options)
+    return trained, results
+
+
+def recorded_options(args):
+    """The command's options as a result file records them (the config as a dict)."""
+    return {**vars(args), "config": asdict(args.config)}
+
+
+if NOTEBOOK:
+    trained, results = train_models(
+        chosen_models(args), data, config, args.out, args.seed, full=args.full, quick=args.quick,
+        resume=args.resume, skip_training=args.skip_training, quiet=args.quiet,
+        options=recorded_options(args))
 
 
 # %% [markdown]
@@ -367,12 +522,14 @@ def trained_model(model, data, config, args):
 def tolerance_sweep(params, images, labels, tolerances):
     """Forward/backward NFE, forward seconds and numerical error of the ODE block per tolerance."""
     h0 = stem(params["stem"], images)
-    reference = backend.to_numpy(ode_block(params["ode"], h0, Solver(rtol=1e-7, atol=1e-7)))
+    reference = backend.to_numpy(ode_block(params["ode"], h0, {**SOLVER, "rtol": 1e-7,
+                                                                 "atol": 1e-7}))
     rows = []
     for tol in tolerances:
         stats = SolverStats()
         start = time.perf_counter()
-        h1 = backend.to_numpy(ode_block(params["ode"], h0, Solver(rtol=tol, atol=tol), stats))
+        h1 = backend.to_numpy(ode_block(params["ode"], h0, {**SOLVER, "rtol": tol, "atol": tol},
+                                        stats))
         row = {"tol": tol, "forward_seconds": time.perf_counter() - start,
                "nfe_forward": stats.forward.nfe,
                "error": float(np.sqrt(np.mean((h1 - reference) ** 2))
@@ -380,28 +537,32 @@ def tolerance_sweep(params, images, labels, tolerances):
         for seminorm in (False, True):
             stats = SolverStats()
             loss_and_grad(params, "odenet", images, labels,
-                          Solver(rtol=tol, atol=tol, seminorm=seminorm), stats)
+                          {**SOLVER, "rtol": tol, "atol": tol, "seminorm": seminorm}, stats)
             row["nfe_backward_seminorm" if seminorm else "nfe_backward"] = stats.backward.nfe
         rows.append(row)
     return rows
 
 
 def plot_nfe_vs_error(sweep, out):
-    """Figure 3a."""
+    """Figure 3a, each point labelled with its tolerance."""
     fig, ax = plots.figure(figsize=(4.5, 3.5))
     ax.semilogx([r["error"] for r in sweep], [r["nfe_forward"] for r in sweep], "o-")
     for r in sweep:
-        ax.annotate(f"tol {r['tol']:g}", (r["error"], r["nfe_forward"]), fontsize=7)
-    ax.set(title="(a) NFE vs numerical error", xlabel="relative RMS error of h(1)",
+        ax.annotate(f"tol {r['tol']:g}", (r["error"], r["nfe_forward"]), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.margins(x=0.15, y=0.1)  # room for the labels of the outermost points
+    ax.set(title="(a) forward evaluations vs numerical error",
+           xlabel="relative RMS error of h(1) (against rtol = atol = 1e-7)",
            ylabel="NFE forward")
     return plots.save_png(fig, out / "figure3a_nfe_vs_error.png")
 
 
-def plot_time_vs_nfe(sweep, out):
-    """Figure 3b."""
+def plot_time_vs_nfe(sweep, digits, out):
+    """Figure 3b; ``digits`` is the size of the batch solved."""
     fig, ax = plots.figure(figsize=(4.5, 3.5))
     ax.plot([r["nfe_forward"] for r in sweep], [r["forward_seconds"] for r in sweep], "o-")
-    ax.set(title="(b) forward time vs NFE", xlabel="NFE forward", ylabel="seconds (one batch)")
+    ax.set(title="(b) forward time vs evaluations", xlabel="NFE forward",
+           ylabel=f"seconds (ODE block, batch of {digits})")
     return plots.save_png(fig, out / "figure3b_time_vs_nfe.png")
 
 
@@ -417,7 +578,8 @@ def plot_backward_vs_forward_nfe(sweep, out):
     grid = np.array([min(nfe), max(nfe)])
     ax.plot(grid, grid, "k:", lw=1, label="backward = forward")
     ax.plot(grid, grid / 2, "k--", lw=1, label="backward = forward / 2")
-    ax.set(title="(c) backward vs forward NFE", xlabel="NFE forward", ylabel="NFE backward")
+    ax.set(title="(c) backward vs forward evaluations", xlabel="NFE forward",
+           ylabel="NFE backward")
     ax.legend(fontsize=7)
     return plots.save_png(fig, out / "figure3c_backward_vs_forward_nfe.png")
 
@@ -426,17 +588,33 @@ def plot_nfe_vs_epoch(history, out):
     """Figure 3d."""
     fig, ax = plots.figure(figsize=(4.5, 3.5))
     epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["nfe_forward"] for h in history], "o-", label="forward")
-    ax.plot(epochs, [h["nfe_backward"] for h in history], "s-", label="backward")
-    ax.set(title="(d) NFE over training", xlabel="epoch", ylabel="mean NFE per batch")
+    # Large open circles under small squares: both stay visible where they coincide.
+    ax.plot(epochs, [h["nfe_forward"] for h in history], "o-", ms=9, mfc="none",
+            label="forward")
+    ax.plot(epochs, [h["nfe_backward"] for h in history], "s-", ms=4, label="backward (adjoint)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+    ax.set(title="(d) evaluations over training", xlabel="epoch",
+           ylabel="mean NFE per training batch")
     ax.legend(fontsize=7)
     return plots.save_png(fig, out / "figure3d_nfe_vs_epoch.png")
 
 
-def plot_figure3(sweep, history, out):
-    """The four panels (a)-(d) as PNGs; returns their paths."""
-    return [plot_nfe_vs_error(sweep, out), plot_time_vs_nfe(sweep, out),
-            plot_backward_vs_forward_nfe(sweep, out), plot_nfe_vs_epoch(history, out)]
+def figure3(params, history, data, config, out):
+    """The tolerance sweep of the trained ODE-Net on the first ``config.sweep_digits`` test
+    digits and Figure 3's four panels (a)-(d) as PNGs; returns ``(sweep, paths)``."""
+    n = config.sweep_digits
+    images, labels = backend.asarray(data[2][:n]), backend.asarray(data[3][:n])
+    sweep = tolerance_sweep(params, images, labels, config.sweep_tolerances)
+    paths = [plot_nfe_vs_error(sweep, out), plot_time_vs_nfe(sweep, len(images), out),
+             plot_backward_vs_forward_nfe(sweep, out), plot_nfe_vs_epoch(history, out)]
+    return sweep, paths
+
+
+if NOTEBOOK:
+    sweep, files = None, []
+    if "odenet" in trained:
+        sweep, files = figure3(trained["odenet"], results["odenet"]["history"], data, config,
+                               args.out)
 
 
 # %% [markdown]
@@ -468,26 +646,28 @@ def memory_rows(model, params, data, config):
     images = backend.asarray(data[0][:config.memory_batch])
     labels = backend.asarray(data[1][:config.memory_batch])
     if model not in ODE_MODELS:
-        return {"-": training_step_memory(model, params, images, labels, Solver()) / 2**20}
+        return {"-": training_step_memory(model, params, images, labels, SOLVER) / 2**20}
     grad = "backprop" if model == "rknet" else "adjoint"
     return {steps: training_step_memory(model, params, images, labels,
-                                        Solver(method="rk4", step_size=1 / steps, grad=grad))
+                                        {**SOLVER, "method": "rk4", "step_size": 1 / steps,
+                                         "grad": grad})
             / 2**20 for steps in config.memory_steps}
 
 
-def measured_memory(trained, data, config, args):
-    """``{model: {n_steps: peak MB}}``: measured now for the models of this run (each written to
-    ``<model>-memory_result.json``), read back for models an earlier command measured with the
-    same steps and batch."""
+def measured_memory(trained, data, config, out, measure=True, options=None):
+    """``{model: {n_steps: peak MB}}``: measured now (when ``measure``) for the models of this
+    run (each written to ``out/<model>-memory_result.json`` with the command's ``options``),
+    read back for models an earlier command measured with the same steps and batch."""
     setting = {"memory_steps": list(config.memory_steps), "memory_batch": config.memory_batch}
     memory = {}
     for model in MODELS:
-        if model in trained and not args.no_memory:
+        if model in trained and measure:
             memory[model] = memory_rows(model, trained[model], data, config)
-            runs.write_result(args.out, f"{model}-memory",
-                              {**setting, "peak_mb": {str(k): v for k, v in memory[model].items()}})
+            runs.write_result(out, f"{model}-memory",
+                              {**setting, "peak_mb": {str(k): v for k, v in memory[model].items()}},
+                              options=options)
             continue
-        earlier = runs.read_result(args.out, f"{model}-memory")
+        earlier = runs.read_result(out, f"{model}-memory")
         if earlier is not None and all(earlier[key] == value for key, value in setting.items()):
             memory[model] = earlier["peak_mb"]
     return memory
@@ -553,85 +733,60 @@ def save_and_print(path, text, title):
     return path
 
 
+def tabulate(trained, results, sweep, data, config, out, measure_memory=True, options=None):
+    """Measure the memory of the ``trained`` models, write and print Table 1 (with the rows of
+    models trained by earlier commands in ``out``) and, after a ``sweep``, the backward/forward
+    NFE ratio; returns ``(memory, results, paths)``, results including the earlier ones."""
+    memory = measured_memory(trained, data, config, out, measure_memory, options)
+    results = runs.collect_results(out, MODELS, results)
+    memory_commands = {m: runs.read_result(out, f"{m}-memory")["command"] for m in memory}
+    table = table1(results, memory, config, memory_commands)
+    paths = [save_and_print(out / "table1.md", table, "Table 1 at our scale")]
+    if sweep is not None:
+        ratio = describe_backward_ratio(sweep, results["odenet"]["history"], config.tol)
+        paths.append(save_and_print(out / "figure3_nfe.md", ratio,
+                                    "Figure 3: backward vs forward NFE of the trained ODE-Net"))
+    return memory, results, paths
+
+
+if NOTEBOOK:
+    memory, results, tables = tabulate(trained, results, sweep, data, config, args.out,
+                                       not args.no_memory, recorded_options(args))
+
+
 # %% [markdown]
 # ## Running it
 #
-# `main` follows the cells: data, then each model's training, Figure 3, Table 1 (with the rows
-# of models trained by earlier commands in `--out`) and the NFE ratio.
+# As a script, `main` runs the cells' steps in order: data, each model's training, Figure 3,
+# Table 1 (with the rows of models trained by earlier commands in the output folder) and the
+# NFE ratio.
 
 # %%
-
-
-def _steps_list(text):
-    return tuple(positive_int(piece) for piece in text.split(","))
-
-
-def parse_args(argv=None):
-    """Command-line options; ``args.config`` is `DEFAULT` or `QUICK` with the options applied."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", choices=MODELS + ("all",), default="odenet")
-    parser.add_argument("--channels", type=positive_int, help="feature maps C (default 32)")
-    parser.add_argument("--epochs", type=positive_int, help="default 10 (quick: 2)")
-    parser.add_argument("--batch-size", type=positive_int, help="default 32 (quick: 64)")
-    parser.add_argument("--lr", type=positive_float, help="Adam's learning rate, divided by "
-                        "10 for the last third of training (default 1e-2)")
-    parser.add_argument("--augment", type=nonnegative_int, metavar="PIXELS",
-                        help="shift training images randomly by up to this many pixels "
-                        "(default 2; 0: no augmentation)")
-    parser.add_argument("--tol", type=positive_float,
-                        help="rtol = atol of the ODE block (default 1e-3)")
-    parser.add_argument("--seminorm", action="store_true", default=None,
-                        help="adjoint error control on z and a only")
-    parser.add_argument("--memory-steps", type=_steps_list, help="rk4 step counts for the "
-                        "memory column (default 2,8,32; quick 2,4)")
-    parser.add_argument("--memory-batch", type=positive_int,
-                        help="batch size of the memory measurement (default 16; quick 4)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="256 digits, 2 epochs")
-    parser.add_argument("--full", action="store_true", help="download the full 60k/10k MNIST")
-    parser.add_argument("--out", type=Path, default=Path("results/mnist"))
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoints")
-    parser.add_argument("--skip-training", action="store_true",
-                        help="load the checkpoints in --out; only measure, tabulate and plot")
-    parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
-    parser.add_argument("--no-plots", action="store_true", help="skip Figure 3")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(script_argv(argv))
-    overrides = {field.name: getattr(args, field.name) for field in fields(Config)
-                 if getattr(args, field.name, None) is not None}
-    args.config = replace(QUICK if args.quick else DEFAULT, **overrides)
-    return args
 
 
 def main(argv=None):
     """Train, plot, measure and tabulate; returns {"results", "memory", "sweep", "files"}."""
     args = parse_args(argv)
     config = args.config
+    runs.announce(args.out, args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
     data = load_data(config, full=args.full)
-    trained, results = {}, {}
-    for model in MODELS if args.model == "all" else (args.model,):
-        trained[model], results[model] = trained_model(model, data, config, args)
-
-    sweep, files = None, []
+    files = [] if args.no_plots else [plot_digits(data[0], data[1], args.out)]
+    options = recorded_options(args)
+    trained, results = train_models(
+        chosen_models(args), data, config, args.out, args.seed, full=args.full, quick=args.quick,
+        resume=args.resume, skip_training=args.skip_training, quiet=args.quiet, options=options)
+    sweep = None
     if "odenet" in trained and not args.no_plots:
-        n = config.sweep_digits
-        sweep = tolerance_sweep(trained["odenet"], backend.asarray(data[2][:n]),
-                                backend.asarray(data[3][:n]), config.sweep_tolerances)
-        files += plot_figure3(sweep, results["odenet"]["history"], args.out)
-
-    memory = measured_memory(trained, data, config, args)
-    results = runs.collect_results(args.out, MODELS, results)
-    memory_commands = {m: runs.read_result(args.out, f"{m}-memory")["command"] for m in memory}
-    table = table1(results, memory, config, memory_commands)
-    files.append(save_and_print(args.out / "table1.md", table, "Table 1 at our scale"))
-    if sweep is not None:
-        ratio = describe_backward_ratio(sweep, results["odenet"]["history"], config.tol)
-        files.append(save_and_print(args.out / "figure3_nfe.md", ratio,
-                                    "Figure 3: backward vs forward NFE of the trained ODE-Net"))
+        sweep, pictures = figure3(trained["odenet"], results["odenet"]["history"], data, config,
+                                  args.out)
+        files += pictures
+    memory, results, tables = tabulate(trained, results, sweep, data, config, args.out,
+                                       not args.no_memory, options)
+    files += tables
     print("\nwrote " + ", ".join(str(f) for f in files))
     return {"results": results, "memory": memory, "sweep": sweep, "files": files}
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__" and not NOTEBOOK:
+    runs.run_script(main)
