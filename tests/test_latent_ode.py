@@ -1,6 +1,6 @@
 """tutorials/latent_ode.py: its data and masking (each spiral at its own times), the ELBO's terms
-by hand, gradients against central finite differences, a --quick run that learns, and crash +
-resume. (The spiral generators are checked in tests/test_datasets.py and
+by hand, gradients against central finite differences, a --quick run that learns, crash +
+resume, a refused resume with another seed, and Ctrl-C. (The spiral generators are checked in tests/test_datasets.py and
 tests/test_archimedean_spirals.py.)
 """
 import dataclasses

@@ -679,8 +679,9 @@ def plot_homotopy(models, data, out, solver, n_steps=7):
         ax.set_xlabel("x")
         ax.set_aspect("equal", adjustable="box")
     axes[0].set_ylabel("y")
-    colorbar = fig.colorbar(dots, ax=axes, shrink=0.8, label="time (line: end of observations)")
-    colorbar.ax.axhline(spirals.times[OBSERVED_RANGE - 1], color="white", lw=1.5)
+    colorbar = fig.colorbar(dots, ax=axes, location="bottom", shrink=0.4, aspect=40,
+                            label="time (white line: the end of the observation range)")
+    colorbar.ax.axvline(spirals.times[OBSERVED_RANGE - 1], color="white", lw=1.5)
     fig.suptitle(f"Fig. 9: the latent ODE decoded from z0 = (1 - alpha) m_cw + alpha m_ccw, "
                  f"m_cw and m_ccw the posterior means of test spirals {cw} (clockwise) and "
                  f"{ccw} (counter-clockwise)")
@@ -694,9 +695,12 @@ def plot_losses(states, out):
                         ("rnn", "RNN: -log-likelihood per point")]:
         losses = np.array(states[name]["log"]["losses"])
         window = max(1, len(losses) // 40)
-        ax.plot(np.convolve(losses, np.ones(window) / window, mode="valid"), label=label)
+        # the mean of steps k - window + 1 .. k, drawn at step k (counted from 1)
+        ax.plot(np.arange(window, len(losses) + 1),
+                np.convolve(losses, np.ones(window) / window, mode="valid"), label=label)
     ax.set(yscale="symlog", xlabel="Adam step",
-           ylabel=f"training loss per point\n(mean of {window} steps)")
+           ylabel=f"training loss per point\n(moving average over {window} steps)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend()
     return plots.save_png(fig, out / "losses.png")
 
