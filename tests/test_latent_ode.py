@@ -1,6 +1,7 @@
 """tutorials/latent_ode.py: its data and masking (each spiral at its own times), the ELBO's terms
-by hand, gradients against central finite differences, a --quick run that learns, and crash +
-resume. (The spiral generators are checked in tests/test_spirals.py.)
+by hand, gradients against central finite differences, a --quick run that learns, crash +
+resume, a refused resume with another seed, and Ctrl-C. (The spiral generators are checked in
+tests/test_spirals.py.)
 """
 import dataclasses
 import math
@@ -9,7 +10,7 @@ import numpy
 import pytest
 from scripts import load_script
 
-from minode import backend
+from minode import backend, runs
 from minode.gradcheck import check_grads
 
 TIGHT = {"method": "dopri5", "rtol": 1e-10, "atol": 1e-12}
@@ -22,7 +23,7 @@ def tutorial():
 
 @pytest.fixture(scope="module")
 def spirals(tutorial):
-    return tutorial.make_spirals(dataclasses.replace(tutorial.QUICK, n_spirals=12), seed=0)
+    return tutorial.make_spirals(dataclasses.replace(tutorial.QUICK_CONFIG, n_spirals=12), seed=0)
 
 
 def tiny_batch(tutorial, rng, batch_size=2, n_observed=4, n_future=3):
@@ -227,13 +228,41 @@ def test_quick_run_writes_table_2_with_the_papers_numbers_and_the_baselines(quic
         assert f"{rmse['zero'][n]:.4f} (100.0%)" in table
 
 
+def test_a_resume_with_another_seed_is_refused_naming_it(tutorial, quick_run):
+    _, out = quick_run("latent_ode")
+    with pytest.raises(ValueError, match="seed"):
+        tutorial.main(["--quick", "--quiet", "--no-plots", "--out", str(out), "--resume",
+                       "--seed", "1"])
+
+
+def test_ctrl_c_keeps_the_last_completed_step_and_says_how_to_resume(tutorial, tmp_path,
+                                                                     monkeypatch, capsys):
+    draw = tutorial.training_batch
+
+    def interrupted_at_the_third_batch(data, config, rng, calls=[]):
+        calls.append(None)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return draw(data, config, rng)
+
+    monkeypatch.setattr(tutorial, "training_batch", interrupted_at_the_third_batch)
+    with pytest.raises(SystemExit) as stop:
+        runs.run_script(lambda: tutorial.main(["--quick", "--quiet", "--no-plots", "--out",
+                                               str(tmp_path)]))
+    assert stop.value.code == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--resume" in err[0], err
+    # the latent ODE trains first: steps 0 and 1 completed, step 2 interrupted
+    assert runs.Checkpoint(tmp_path / "latent_ode_checkpoint.npz").load()["step"] == 2
+
+
 @pytest.mark.slow
 def test_resume_after_a_crash_repeats_the_uninterrupted_run(tutorial, tmp_path, monkeypatch):
     options = ["--quick", "--quiet", "--no-plots", "--iters", "6"]
     straight = tutorial.main(options + ["--out", str(tmp_path / "straight")])
 
-    monkeypatch.setattr(tutorial, "QUICK",
-                        dataclasses.replace(tutorial.QUICK, checkpoint_every=2))
+    monkeypatch.setattr(tutorial, "QUICK_CONFIG",
+                        dataclasses.replace(tutorial.QUICK_CONFIG, checkpoint_every=2))
     draw = tutorial.training_batch
 
     def crash_at_step_5(data, config, rng, calls=[]):
@@ -243,7 +272,7 @@ def test_resume_after_a_crash_repeats_the_uninterrupted_run(tutorial, tmp_path, 
         return draw(data, config, rng)
 
     monkeypatch.setattr(tutorial, "training_batch", crash_at_step_5)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(runs.TrainingInterrupted):
         tutorial.main(options + ["--out", str(tmp_path / "resumed")])
     monkeypatch.setattr(tutorial, "training_batch", draw)
     resumed = tutorial.main(options + ["--resume", "--out", str(tmp_path / "resumed")])

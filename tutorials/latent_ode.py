@@ -1,3 +1,10 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_markers: '"""'
+# ---
+
+# %% [markdown]
 """Tutorial 3: the latent ODE on irregularly sampled spirals, against an RNN (Chen et al. 2018,
 sec. 5.1, Table 2, Fig. 8 and 9). Gradients come from the paper's adjoint (Algorithm 1); a
 training step costs about 1.3x one by backprop through the solver here (``--grad backprop``;
@@ -5,10 +12,17 @@ training step costs about 1.3x one by backprop through the solver here (``--grad
 this tutorial keeps the adjoint.
 
 Run ``python tutorials/latent_ode.py`` (about 14 minutes of CPU time, on one core) and look at
-``results/latent_ode/``: ``table2.md`` (Table 2 next to the paper's), ``reconstructions.png``
-(Fig. 8), ``homotopy.png`` (Fig. 9), ``losses.png``. ``--quick`` is a smoke test of seconds,
-``--resume`` continues from the checkpoints in ``--out``, ``--data random-linear`` trains on the
-blog notebook's dataset instead (each spiral its own random linear ODE, `make_spirals`).
+``results/latent_ode/`` (relative to the current directory): ``table2.md`` (Table 2 next to the
+paper's), ``reconstructions.png`` (Fig. 8), ``homotopy.png`` (Fig. 9), ``losses.png``.
+``--quick`` is a smoke test of seconds whose numbers mean nothing, written to
+``results/quick/latent_ode/``; ``--resume`` continues from the checkpoints in ``--out`` (a run
+stopped by Ctrl-C keeps its last completed step); ``--data random-linear`` trains on the blog
+notebook's dataset instead (each spiral its own random linear ODE, `make_spirals`).
+
+As a notebook: ``jupytext --to notebook tutorials/latent_ode.py``, or open the .py file directly
+with the Jupytext extension of Jupyter or VS Code; set ``QUICK`` and ``RESUME`` in the Config
+cell and run the cells in order. Its results go to ``results/...`` relative to the notebook's
+folder, i.e. ``tutorials/results/latent_ode/``.
 
 The setup, with every choice that the paper leaves open:
 
@@ -41,7 +55,8 @@ The setup, with every choice that the paper leaves open:
 * Table 2: RMSE against the noise-free future (100 points) of the 100 test spirals, the latent
   ODE decoding the solution from the posterior mean of z0; with "predict zero" and "predict
   the last observation" baselines and each RMSE relative to the RMS of the targets.
-* solver: dopri5, rtol = 1e-5, atol = 1e-6.
+* solver: dopri5, rtol = 1e-5, atol = 1e-6 (``--method``, ``--rtol``, ``--atol``, ``--grad``),
+  in training and evaluation alike.
 """
 # %% [markdown]
 # # The latent ODE (Chen et al. 2018, sec. 5.1)
@@ -63,24 +78,26 @@ The setup, with every choice that the paper leaves open:
 # sum over i also runs over 25 points of each training spiral's future (see the docstring).
 
 # %%
-import argparse
 import time
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, replace
 
 import autograd
 import numpy as np
-from tqdm import tqdm
 
-from minode import SolverStats, backend, nn, odeint, ops, optim, plots, runs
+from minode import backend, cli, nn, odeint, ops, optim, plots, runs
 from minode import spirals as spiral_data
-from minode.cli import positive_int, script_argv
 from minode.files import write_text_atomically
+from minode.tree import tree_leaves
 
 # %% [markdown]
 # ## Config
+# In a notebook, set these and run the cells in order; as a script, the command line sets them.
 
 # %%
+QUICK = False    # True: a smoke test of seconds; its numbers mean nothing
+RESUME = False   # True: continue from the checkpoints in the results folder
+NOTEBOOK = cli.notebook_cells_run(__name__)   # run each cell's step as the cell runs
+
 LATENT_DIM = 4
 ENCODER_UNITS = 25
 DYNAMICS_UNITS = 20
@@ -89,7 +106,7 @@ RNN_UNITS = 25
 OBSERVED_RANGE = 100         # grid points in which a spiral's observations fall
 FUTURE_RANGE = 100           # grid points after them to predict
 N_OBSERVED = (30, 50, 100)   # how many of the OBSERVED_RANGE points a spiral shows
-SOLVER = {"method": "dopri5", "rtol": 1e-5, "atol": 1e-6}
+SOLVER = {"method": "dopri5", "rtol": 1e-5, "atol": 1e-6, "grad": "adjoint"}
 PAPER_TABLE_2 = {"rnn": (0.3937, 0.3202, 0.1813), "latent_ode": (0.1642, 0.1502, 0.1346)}
 
 
@@ -110,8 +127,8 @@ class Config:
     checkpoint_every: int = 50
 
 
-QUICK = Config(n_spirals=140, n_validation=20, n_test=20, iters=20, batch_size=8, lr=0.05,
-               halve_lr_every=1000, checkpoint_every=10)
+QUICK_CONFIG = Config(n_spirals=140, n_validation=20, n_test=20, iters=20, batch_size=8,
+                      lr=0.05, halve_lr_every=1000, checkpoint_every=10)
 
 
 @dataclass(frozen=True)
@@ -127,6 +144,58 @@ DATA = {
     # the blog notebook's data; s > noise keeps its loss of order 1-100 (a modelling choice)
     "random-linear": DataSpec(noise_std=0.02, likelihood_std=0.1),
 }
+
+
+def build_parser():
+    """The command-line options (`main`'s, and the notebook's through its Config cell)."""
+    parser = cli.tutorial_parser(__doc__.split("\n")[0])
+    cli.add_run_options(parser, "latent_ode",
+                        quick_help=f"a smoke test of seconds ({QUICK_CONFIG.n_spirals} spirals, "
+                        f"{QUICK_CONFIG.iters} steps)")
+    parser.add_argument("--data", choices=list(DATA), default="paper",
+                        help="the paper's Archimedean spirals, or the blog notebook's spirals "
+                        "of random linear ODEs")
+    parser.add_argument("--iters", type=cli.positive_int, default=None,
+                        help=f"Adam steps per model (default {Config.iters}, with --quick "
+                        f"{QUICK_CONFIG.iters})")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=None,
+                        help=f"spirals per batch (default {Config.batch_size}, with --quick "
+                        f"{QUICK_CONFIG.batch_size})")
+    parser.add_argument("--fit", choices=["window", "observed"], default="window",
+                        help="fit the training spirals' observations and future (window) or "
+                        "their observations only (the paper's objective)")
+    parser.add_argument("--no-plots", action="store_true", help="write no pictures")
+    cli.add_solver_options(parser, **SOLVER)
+    return parser
+
+
+def parse_args(argv=None):
+    """The options of ``argv`` (default: the command line's), ``out`` filled in."""
+    return cli.parse_tutorial_args(build_parser(), argv, "latent_ode")
+
+
+def make_config(args):
+    """The `Config` of this run from the command line."""
+    config = replace(QUICK_CONFIG if args.quick else Config(), data=args.data,
+                     fit_future=args.fit == "window")
+    if args.iters:
+        config = replace(config, iters=args.iters)
+    if args.batch_size:
+        config = replace(config, batch_size=args.batch_size)
+    return config
+
+
+def start(argv=None):
+    """``(args, config, solver)`` of a run: says where its results go and makes that folder."""
+    args = parse_args(argv)
+    solver = cli.solver_settings(build_parser(), args)
+    runs.announce(args.out, args.quick)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args, make_config(args), solver
+
+
+if NOTEBOOK:
+    args, config, solver = start(cli.notebook_argv(QUICK, RESUME))
 
 # %% [markdown]
 # ## Data
@@ -234,6 +303,20 @@ def evaluation_batch(spirals, ids, n, seed):
     rng = np.random.default_rng([seed, 3, n])
     return make_batch(spirals, ids, random_subsets(rng, len(ids), n))
 
+
+def describe_data(data):
+    """A line on the dataset: sizes, split and scale."""
+    spirals = data.spirals
+    return (f"{len(spirals.observations)} spirals of {spirals.times.size} points "
+            f"(t from 0 to {spirals.times[-1]:.2f}), {spirals.clockwise.sum()} of them "
+            f"clockwise; {len(data.train_ids)} to train on, {len(data.validation_ids)} "
+            f"validation, {len(data.test_ids)} test; coordinates divided by {data.scale:.3f}")
+
+
+if NOTEBOOK:
+    data = make_data(config, args.seed)
+    print(describe_data(data))
+
 # %% [markdown]
 # ## Model
 #
@@ -292,11 +375,10 @@ def decode(params, z):
     return nn.mlp(params, z, activation=ops.tanh)
 
 
-def solve_latent(params, z0, times, solver, stats=None):
+def solve_latent(params, z0, times, solver):
     """z at each spiral's own ``times`` (B, T), from z0 (B, latent) at ``times[:, 0]``:
     one batched solve with a 2-D t; returns (T, B, latent)."""
-    return odeint(latent_dynamics, z0, backend.asarray(times), params["dynamics"],
-                  stats=stats, **solver)
+    return odeint(latent_dynamics, z0, backend.asarray(times), params["dynamics"], **solver)
 
 
 def reparameterise(mean, log_var, eps):
@@ -304,7 +386,7 @@ def reparameterise(mean, log_var, eps):
     return ops.add(mean, ops.multiply(ops.exp(ops.multiply(0.5, log_var)), eps))
 
 
-def latent_ode_predict(params, t_observed, x_observed, times, solver=SOLVER):
+def latent_ode_predict(params, t_observed, x_observed, times, solver):
     """Decoded trajectory (B, len, 2) at each row's ``times`` (B, len), all after its first
     observation, from the posterior mean of z0 (no sampling)."""
     mean, _ = encode(params, t_observed, x_observed)
@@ -344,6 +426,22 @@ def rnn_predict(params, t_observed, x_observed, times):
             predictions.append(backend.to_numpy(x))
     return np.stack(predictions, axis=1)
 
+
+def init_models(seed):
+    """``{"latent_ode": params, "rnn": params}``, freshly initialised from ``seed``."""
+    rng = np.random.default_rng([seed, 4])
+    return {"latent_ode": init_latent_ode(rng), "rnn": init_rnn(rng)}
+
+
+def parameter_count(params):
+    """The number of scalars in a pytree of arrays."""
+    return sum(leaf.size for leaf in tree_leaves(params))
+
+
+if NOTEBOOK:
+    models = init_models(args.seed)
+    print({name: f"{parameter_count(params)} parameters" for name, params in models.items()})
+
 # %% [markdown]
 # ## Loss
 #
@@ -370,7 +468,7 @@ def negative_log_likelihood(targets, predicted, likelihood_std):
     return ops.divide(ops.negative(ops.sum(log_likelihood)), targets.shape[1])
 
 
-def elbo_terms(params, batch, eps, likelihood_std, solver, fit_future=False, stats=None):
+def elbo_terms(params, batch, eps, likelihood_std, solver, fit_future=False):
     """``(nll, kl)`` of the negative ELBO, each averaged over the spirals of the batch.
 
     nll = -sum_i log N(x_i; decoder(z(t_i)), s^2) over each spiral's fitted points;
@@ -378,15 +476,14 @@ def elbo_terms(params, batch, eps, likelihood_std, solver, fit_future=False, sta
     """
     mean, log_var = encode(params, batch.t_observed, batch.x_observed)
     times, targets = fitted_part(batch, fit_future)
-    zs = solve_latent(params, reparameterise(mean, log_var, eps), times, solver, stats)
+    zs = solve_latent(params, reparameterise(mean, log_var, eps), times, solver)
     nll = negative_log_likelihood(targets, decode(params["decoder"], zs), likelihood_std)
     return nll, ops.mean(ops.kl_diag_gaussian_to_standard(mean, log_var))
 
 
-def latent_ode_loss(params, batch, eps, likelihood_std, solver=SOLVER, fit_future=False,
-                    stats=None):
+def latent_ode_loss(params, batch, eps, likelihood_std, solver, fit_future=False):
     """The negative ELBO per spiral: the latent ODE's training loss."""
-    nll, kl = elbo_terms(params, batch, eps, likelihood_std, solver, fit_future, stats)
+    nll, kl = elbo_terms(params, batch, eps, likelihood_std, solver, fit_future)
     return ops.add(nll, kl)
 
 
@@ -398,6 +495,23 @@ def rnn_loss(params, batch, likelihood_std, fit_future=False):
     states = nn.gru(params["gru"], rnn_inputs(times, xs), h0, return_all=True)   # (T-1, B, H)
     return negative_log_likelihood(xs[:, 1:], nn.linear(params["out"], states), likelihood_std)
 
+
+def probe_losses(models, data, config, seed, solver):
+    """Each model's loss per point on one fixed batch of validation spirals (posterior mean
+    for z0): a like-for-like check that training helped."""
+    likelihood_std = DATA[config.data].likelihood_std / data.scale
+    ids, n = data.validation_ids, N_OBSERVED[1]
+    batch = evaluation_batch(data.spirals, ids, n, seed)
+    zeros = backend.xp.zeros((len(ids), LATENT_DIM))
+    return {"latent_ode": float(latent_ode_loss(models["latent_ode"], batch, zeros,
+                                                likelihood_std, solver)) / n,
+            "rnn": float(rnn_loss(models["rnn"], batch, likelihood_std)) / n}
+
+
+if NOTEBOOK:
+    before = probe_losses(models, data, config, args.seed, solver)
+    print("loss per point of the untrained models on validation spirals:", before)
+
 # %% [markdown]
 # ## Training loop
 #
@@ -408,15 +522,14 @@ def rnn_loss(params, batch, likelihood_std, fit_future=False):
 # %%
 
 
-def make_loss_functions(config, scale, solver, stats):
+def make_loss_functions(config, scale, solver):
     """``{name: loss(params, batch, rng)}`` for the latent ODE and the RNN, on data in units of
     ``scale``."""
     likelihood_std = DATA[config.data].likelihood_std / scale
 
     def latent_loss(params, batch, rng):
         eps = backend.asarray(rng.standard_normal((batch.x_observed.shape[0], LATENT_DIM)))
-        return latent_ode_loss(params, batch, eps, likelihood_std, solver, config.fit_future,
-                               stats)
+        return latent_ode_loss(params, batch, eps, likelihood_std, solver, config.fit_future)
 
     def recurrent_loss(params, batch, rng):
         return rnn_loss(params, batch, likelihood_std, config.fit_future)
@@ -429,39 +542,64 @@ def fresh_state(params, optimizer):
             "log": {"losses": [], "seconds": 0.0}}
 
 
-def train(name, loss_fn, params, data, config, args):
-    """Adam on ``loss_fn(params, batch, rng)`` for ``config.iters`` steps; returns the state."""
+def run_config(name, config, seed, solver):
+    """What shapes model ``name``'s training, saved with its checkpoint so that a resume with
+    other options is refused. The step count and the checkpoint interval are left out: step k
+    is the same in a longer run, so a finished run may be resumed with more ``--iters``."""
+    shaped = {"seed": seed, **asdict(config)}
+    del shaped["iters"], shaped["checkpoint_every"]
+    return {**shaped, "solver": solver} if name == "latent_ode" else shaped
+
+
+def train(name, loss_fn, params, data, config, seed, checkpoint, resume=False, quiet=False):
+    """Adam on ``loss_fn(params, batch, rng)`` for ``config.iters`` steps, from the state in
+    `runs.Checkpoint` ``checkpoint`` when ``resume``; returns the state. Ctrl-C leaves the
+    state of the last completed step in ``checkpoint``."""
     optimizer = optim.Adam(lr=optim.step_decay(config.lr, 0.5, config.halve_lr_every))
-    checkpoint = runs.Checkpoint(args.out / f"{name}_checkpoint.npz", config.checkpoint_every)
-    state = checkpoint.load_or(fresh_state(params, optimizer), args.resume)
+    state = checkpoint.load_or(fresh_state(params, optimizer), resume)
     loss_and_grad = autograd.value_and_grad(loss_fn)
-    progress = tqdm(range(state["step"], config.iters), initial=state["step"],
-                    total=config.iters, desc=f"{name:>10}", disable=args.quiet)
-    for step in progress:
-        started = time.perf_counter()
-        rng = np.random.default_rng([args.seed, step])
-        batch = training_batch(data, config, rng)
-        loss, grads = loss_and_grad(state["params"], batch, rng)
-        state["params"], state["opt"] = optimizer.update(state["params"], grads, state["opt"])
-        points = fitted_part(batch, config.fit_future)[0].shape[1]
-        state["log"]["losses"].append(float(loss) / points)
-        state["log"]["seconds"] += time.perf_counter() - started
-        state["step"] = step + 1
-        progress.set_postfix(loss_per_point=f"{state['log']['losses'][-1]:.4g}")
-        checkpoint.save_if_due(state, config.iters)
+    with checkpoint.saved_on_interrupt(lambda: state, total=config.iters):
+        progress = runs.progress(range(state["step"], config.iters), quiet=quiet,
+                                 initial=state["step"], total=config.iters, desc=f"{name:>10}")
+        for step in progress:
+            started = time.perf_counter()
+            rng = np.random.default_rng([seed, step])
+            batch = training_batch(data, config, rng)
+            loss, grads = loss_and_grad(state["params"], batch, rng)
+            points = fitted_part(batch, config.fit_future)[0].shape[1]
+            with runs.deferred_interrupt():
+                state["params"], state["opt"] = optimizer.update(state["params"], grads,
+                                                                 state["opt"])
+                state["log"]["losses"].append(float(loss) / points)
+                state["log"]["seconds"] += time.perf_counter() - started
+                state["step"] = step + 1
+                checkpoint.save_if_due(state, config.iters)
+            progress.set_postfix(loss_per_point=f"{state['log']['losses'][-1]:.4g}",
+                                 refresh=False)
     return state
 
 
-def probe_losses(models, data, config, seed):
-    """Each model's loss per point on one fixed batch of validation spirals (posterior mean
-    for z0): a like-for-like check that training helped."""
-    likelihood_std = DATA[config.data].likelihood_std / data.scale
-    ids, n = data.validation_ids, N_OBSERVED[1]
-    batch = evaluation_batch(data.spirals, ids, n, seed)
-    zeros = backend.xp.zeros((len(ids), LATENT_DIM))
-    return {"latent_ode": float(latent_ode_loss(models["latent_ode"], batch, zeros,
-                                                likelihood_std)) / n,
-            "rnn": float(rnn_loss(models["rnn"], batch, likelihood_std)) / n}
+def train_models(models, data, config, solver, seed, out, resume=False, quiet=False):
+    """Train both models on the same batches, each with its checkpoint in the folder ``out``;
+    returns ``{name: state}``."""
+    losses = make_loss_functions(config, data.scale, solver)
+    return {name: train(name, losses[name], params, data, config, seed,
+                        runs.Checkpoint(out / f"{name}_checkpoint.npz", config.checkpoint_every,
+                                        config=run_config(name, config, seed, solver)),
+                        resume, quiet)
+            for name, params in models.items()}
+
+
+def final_params(states):
+    """``{name: params}`` of the trained models."""
+    return {name: state["params"] for name, state in states.items()}
+
+
+if NOTEBOOK:
+    states = train_models(models, data, config, solver, args.seed, args.out, args.resume,
+                          args.quiet)
+    print("loss per point of the trained models on validation spirals:",
+          probe_losses(final_params(states), data, config, args.seed, solver))
 
 # %% [markdown]
 # ## Pictures
@@ -473,43 +611,52 @@ def probe_losses(models, data, config, seed):
 # %%
 
 
-def plot_reconstructions(models, data, out, n_observed, seed):
+def plot_reconstructions(models, data, out, n_observed, seed, solver):
     """3x3 test spirals (Fig. 8), in the data's own units."""
     spirals, ids = data.spirals, data.test_ids[:9]
     batch = evaluation_batch(spirals, ids, n_observed, seed)
     split, end = spirals.times[OBSERVED_RANGE - 1], spirals.times[-1]
     # each spiral's fine grid runs from its own first observation to the end of the window
     fine = np.stack([np.linspace(first, end, 300)[1:] for first in batch.t_observed[:, 0]])
-    paths = latent_ode_predict(models["latent_ode"], batch.t_observed, batch.x_observed, fine)
+    paths = latent_ode_predict(models["latent_ode"], batch.t_observed, batch.x_observed, fine,
+                               solver)
     rnn = rnn_predict(models["rnn"], batch.t_observed, batch.x_observed, batch.t_future)
-    fig, axes = plots.figure(3, 3, figsize=(11, 11))
+    fig, axes = plots.figure(3, 3, figsize=(11, 11.8), layout="constrained")
     for k, ax in enumerate(axes.ravel()):
         draw_spiral(ax, data.scale * spirals.trajectories[ids[k]],
-                    data.scale * batch.x_observed[k], batch.t_observed[k],
-                    data.scale * paths[k], fine[k] <= split, data.scale * rnn[k], split)
-        ax.set_title(f"test spiral {ids[k]} "
-                     f"({'clockwise' if spirals.clockwise[ids[k]] else 'counter-clockwise'})")
-    axes[0, 0].legend(loc="best")
-    fig.suptitle(f"each spiral observed at its own {n_observed} of its first {OBSERVED_RANGE} "
-                 f"points; extrapolation over the next {FUTURE_RANGE}")
-    return plots.save_png(fig, out / "reconstructions.png")
+                    data.scale * batch.x_observed[k], data.scale * paths[k], fine[k] <= split,
+                    data.scale * rnn[k])
+        ax.set_title(f"test spiral {ids[k]}, "
+                     f"{'clockwise' if spirals.clockwise[ids[k]] else 'counter-clockwise'}")
+    for ax in axes[-1]:
+        ax.set_xlabel("x")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("y")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=3)
+    fig.suptitle(f"Fig. 8: test spirals, each observed (noisy) at its own {n_observed} of its "
+                 f"first {OBSERVED_RANGE} points; predicted over the next {FUTURE_RANGE}")
+    return plots.save_png(fig, out / "reconstructions.png", tight=False)
 
 
-def draw_spiral(ax, truth, x_observed, t_observed, path, reconstructed, rnn, split):
-    """One panel of `plot_reconstructions`."""
-    ax.plot(truth[:, 0], truth[:, 1], color="0.6", lw=1, ls="--", label="true trajectory")
-    ax.plot(path[reconstructed, 0], path[reconstructed, 1], color="tab:blue", lw=1.8,
-            label="latent ODE: reconstruction")
-    ax.plot(path[~reconstructed, 0], path[~reconstructed, 1], color="tab:red", lw=1.8,
-            label="latent ODE: extrapolation")
-    ax.plot(rnn[:, 0], rnn[:, 1], color="tab:orange", lw=1, alpha=0.8,
+def draw_spiral(ax, truth, x_observed, path, reconstructed, rnn):
+    """One panel of `plot_reconstructions`: the noise-free truth drawn last, on top of the
+    thinner, translucent predictions, and the observations as light dots beneath them."""
+    ax.scatter(x_observed[:, 0], x_observed[:, 1], s=7, color="0.6", zorder=1,
+               label="observations")
+    ax.plot(path[reconstructed, 0], path[reconstructed, 1], color="tab:blue", lw=1.3,
+            alpha=0.75, zorder=2, label="latent ODE: reconstruction")
+    ax.plot(path[~reconstructed, 0], path[~reconstructed, 1], color="tab:red", lw=1.3,
+            alpha=0.75, zorder=2, label="latent ODE: extrapolation")
+    ax.plot(rnn[:, 0], rnn[:, 1], color="tab:orange", lw=1.3, alpha=0.75, zorder=2,
             label="RNN: extrapolation")
-    ax.scatter(x_observed[:, 0], x_observed[:, 1], c=t_observed, cmap="viridis", s=12,
-               zorder=3, vmin=0, vmax=split, label="observations")
+    ax.plot(truth[:OBSERVED_RANGE, 0], truth[:OBSERVED_RANGE, 1], color="0.3", lw=1, ls="--",
+            zorder=3, label="true trajectory, observation range")
+    ax.plot(truth[OBSERVED_RANGE:, 0], truth[OBSERVED_RANGE:, 1], color="black", lw=1.4,
+            ls=":", zorder=3, label="true future (scored in Table 2)")
     ax.set_aspect("equal", adjustable="datalim")
 
 
-def plot_homotopy(models, data, out, n_steps=7):
+def plot_homotopy(models, data, out, solver, n_steps=7):
     """Decode z0 interpolated between a clockwise and a counter-clockwise test spiral's
     posterior means (Fig. 9): what the latent space holds between the two directions."""
     spirals, test_ids = data.spirals, data.test_ids
@@ -522,16 +669,24 @@ def plot_homotopy(models, data, out, n_steps=7):
     fine = np.linspace(0.0, spirals.times[-1], 400)
     decoded = decode(models["latent_ode"]["decoder"],
                      odeint(latent_dynamics, z0, backend.asarray(fine),
-                            models["latent_ode"]["dynamics"], **SOLVER))
+                            models["latent_ode"]["dynamics"], **solver))
     paths = data.scale * np.swapaxes(backend.to_numpy(decoded), 0, 1)
-    fig, axes = plots.figure(1, n_steps, figsize=(2.3 * n_steps, 3.3), sharex=True, sharey=True)
+    fig, axes = plots.figure(1, n_steps, figsize=(2.3 * n_steps, 3.6), sharex=True, sharey=True,
+                             layout="constrained")
     for ax, alpha, path in zip(axes, alphas, paths):
-        ax.scatter(path[:, 0], path[:, 1], c=fine, cmap="viridis", s=2)
+        dots = ax.scatter(path[:, 0], path[:, 1], c=fine, cmap="viridis", s=2, vmin=fine[0],
+                          vmax=fine[-1])
         ax.set_title(f"alpha = {alpha:.2f}")
+        ax.set_xlabel("x")
         ax.set_aspect("equal", adjustable="box")
-    fig.suptitle(f"decoder(ODESolve((1 - alpha) z0[clockwise spiral {cw}] + alpha "
-                 f"z0[counter-clockwise spiral {ccw}])), coloured by time")
-    return plots.save_png(fig, out / "homotopy.png")
+    axes[0].set_ylabel("y")
+    colorbar = fig.colorbar(dots, ax=axes, location="bottom", shrink=0.4, aspect=40,
+                            label="time (white line: the end of the observation range)")
+    colorbar.ax.axvline(spirals.times[OBSERVED_RANGE - 1], color="white", lw=1.5)
+    fig.suptitle(f"Fig. 9: the latent ODE decoded from z0 = (1 - alpha) m_cw + alpha m_ccw, "
+                 f"m_cw and m_ccw the posterior means of test spirals {cw} (clockwise) and "
+                 f"{ccw} (counter-clockwise)")
+    return plots.save_png(fig, out / "homotopy.png", tight=False)
 
 
 def plot_losses(states, out):
@@ -541,10 +696,25 @@ def plot_losses(states, out):
                         ("rnn", "RNN: -log-likelihood per point")]:
         losses = np.array(states[name]["log"]["losses"])
         window = max(1, len(losses) // 40)
-        ax.plot(np.convolve(losses, np.ones(window) / window, mode="valid"), label=label)
-    ax.set(yscale="symlog", xlabel="Adam step", ylabel="loss per point (moving average)")
+        # the mean of steps k - window + 1 .. k, drawn at step k (counted from 1)
+        ax.plot(np.arange(window, len(losses) + 1),
+                np.convolve(losses, np.ones(window) / window, mode="valid"), label=label)
+    ax.set(yscale="symlog", xlabel="Adam step",
+           ylabel=f"training loss per point\n(moving average over {window} steps)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend()
     return plots.save_png(fig, out / "losses.png")
+
+
+def make_pictures(models, states, data, out, seed, solver):
+    """Fig. 8 (with the spirals observed at 30 points), Fig. 9 and the loss curves."""
+    plot_reconstructions(models, data, out, N_OBSERVED[0], seed, solver)
+    plot_homotopy(models, data, out, solver)
+    plot_losses(states, out)
+
+
+if NOTEBOOK and not args.no_plots:
+    make_pictures(final_params(states), states, data, args.out, args.seed, solver)
 
 # %% [markdown]
 # ## Numbers
@@ -555,25 +725,25 @@ def plot_losses(states, out):
 # %%
 
 
-def predictors(models):
+def predictors(models, solver):
     """``{name: predict(t_observed, x_observed, t_future) -> (B, m, 2)}``."""
     return {
         "rnn": lambda t, x, future: rnn_predict(models["rnn"], t, x, future),
         "latent_ode": lambda t, x, future: latent_ode_predict(models["latent_ode"], t, x,
-                                                              future),
+                                                              future, solver),
         "zero": lambda t, x, future: np.zeros(future.shape + (2,)),
         "last_observation": lambda t, x, future: np.repeat(x[:, -1:], future.shape[1], axis=1),
     }
 
 
-def predictive_rmse(models, data, ids, seed):
+def predictive_rmse(models, data, ids, seed, solver):
     """``{name: {n: RMSE}}`` of every predictor on the spirals ``ids``, plus ``"target_rms"``:
     {n: RMS of the targets}, in the data's own units."""
-    table = {name: {} for name in predictors(models)}
+    table = {name: {} for name in predictors(models, solver)}
     table["target_rms"] = {}
     for n in N_OBSERVED:
         batch = evaluation_batch(data.spirals, ids, n, seed)
-        for name, predict in predictors(models).items():
+        for name, predict in predictors(models, solver).items():
             predicted = predict(batch.t_observed, batch.x_observed, batch.t_future)
             error = data.scale * (predicted - batch.clean_future)
             table[name][n] = float(np.sqrt(np.mean(error ** 2)))
@@ -604,6 +774,32 @@ def table_markdown(rmse, config):
                f"batch {config.batch_size}.")
     return "\n".join([caption, ""] + lines) + "\n"
 
+
+def run_result(states, before, data, config, seed, solver):
+    """The run's numbers: the probe losses before and after training, the RMSE tables of the
+    validation and test spirals, the training times and loss curves."""
+    models = final_params(states)
+    return {"config": asdict(config), "grad": solver["grad"],
+            "probe_loss_before": before,
+            "probe_loss_after": probe_losses(models, data, config, seed, solver),
+            "validation_rmse": predictive_rmse(models, data, data.validation_ids, seed, solver),
+            "rmse": predictive_rmse(models, data, data.test_ids, seed, solver),
+            "train_seconds": {name: s["log"]["seconds"] for name, s in states.items()},
+            "losses": {name: s["log"]["losses"] for name, s in states.items()}}
+
+
+def write_table(rmse, config, out):
+    """Write Table 2 to ``out/table2.md``; returns its text."""
+    table = table_markdown(rmse, config)
+    write_text_atomically(out / "table2.md", table)
+    return table
+
+
+if NOTEBOOK:
+    result = run_result(states, before, data, config, args.seed, solver)
+    print(write_table(result["rmse"], config, args.out))
+    runs.write_result(args.out, "latent_ode", result, options=vars(args))
+
 # %% [markdown]
 # ## Running it
 #
@@ -612,76 +808,26 @@ def table_markdown(rmse, config):
 # %%
 
 
-def parse_args(argv=None):
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", choices=list(DATA), default="paper")
-    parser.add_argument("--quick", action="store_true", help="a smoke test of seconds")
-    parser.add_argument("--iters", type=positive_int, default=None,
-                        help=f"Adam steps per model (default {Config.iters})")
-    parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help=f"spirals per batch (default {Config.batch_size})")
-    parser.add_argument("--fit", choices=["window", "observed"], default="window",
-                        help="fit the training spirals' observations and future (window) or "
-                             "their observations only (the paper's objective)")
-    parser.add_argument("--grad", choices=["adjoint", "backprop"], default="adjoint",
-                        help="how to differentiate the latent ODE solve")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("results/latent_ode"))
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the checkpoints in --out")
-    parser.add_argument("--no-plots", action="store_true")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args(script_argv(argv))
-
-
-def make_config(args):
-    """The `Config` of this run from the command line."""
-    config = replace(QUICK if args.quick else Config(), data=args.data,
-                     fit_future=args.fit == "window")
-    if args.iters:
-        config = replace(config, iters=args.iters)
-    if args.batch_size:
-        config = replace(config, batch_size=args.batch_size)
-    return config
-
-
 def main(argv=None):
     """Run the experiment; returns its results (used by the tests)."""
-    args = parse_args(argv)
-    config = make_config(args)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args, config, solver = start(argv)
     started = time.perf_counter()
     data = make_data(config, args.seed)
-    init_rng = np.random.default_rng([args.seed, 4])
-    models = {"latent_ode": init_latent_ode(init_rng), "rnn": init_rnn(init_rng)}
-    before = probe_losses(models, data, config, args.seed)
-    stats = SolverStats()
-    losses = make_loss_functions(config, data.scale, {**SOLVER, "grad": args.grad}, stats)
-    states = {name: train(name, losses[name], models[name], data, config, args)
-              for name in models}
-    models = {name: state["params"] for name, state in states.items()}
-    result = {"config": config.__dict__, "grad": args.grad,
-              "probe_loss_before": before,
-              "probe_loss_after": probe_losses(models, data, config, args.seed),
-              "validation_rmse": predictive_rmse(models, data, data.validation_ids, args.seed),
-              "rmse": predictive_rmse(models, data, data.test_ids, args.seed),
-              "train_seconds": {name: s["log"]["seconds"] for name, s in states.items()},
-              "losses": {name: s["log"]["losses"] for name, s in states.items()}}
-    table = table_markdown(result["rmse"], config)
-    write_text_atomically(args.out / "table2.md", table)
-    print("\n" + table)
+    models = init_models(args.seed)
+    before = probe_losses(models, data, config, args.seed, solver)
+    states = train_models(models, data, config, solver, args.seed, args.out, args.resume,
+                          args.quiet)
+    result = run_result(states, before, data, config, args.seed, solver)
+    print("\n" + write_table(result["rmse"], config, args.out))
     if not args.no_plots:
-        plot_reconstructions(models, data, args.out, N_OBSERVED[0], args.seed)
-        plot_homotopy(models, data, args.out)
-        plot_losses(states, args.out)
+        make_pictures(final_params(states), states, data, args.out, args.seed, solver)
     result["wall_seconds"] = time.perf_counter() - started
-    runs.write_result(args.out, "latent_ode", result)
+    runs.write_result(args.out, "latent_ode", result, options=vars(args))
     print(f"training: latent ODE {result['train_seconds']['latent_ode']:.0f} s, RNN "
           f"{result['train_seconds']['rnn']:.0f} s; whole run {result['wall_seconds']:.0f} s; "
           f"outputs in {args.out}")
     return result
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__" and not NOTEBOOK:
+    runs.run_script(main)
