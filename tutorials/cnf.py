@@ -56,7 +56,7 @@ dopri5 at rtol = atol = 1e-5 for training (the paper's sec. 6), 1e-7 for every r
 # %%
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import autograd
 import numpy as np
