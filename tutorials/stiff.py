@@ -128,8 +128,8 @@ def build_parser():
     cli.add_run_options(parser, "stiff", quick_help=f"a smoke test of seconds "
                         f"({QUICK_CONFIG.iters} iterations, fewer measurements)")
     parser.add_argument("--iters", type=cli.positive_int, default=None,
-                        help=f"training iterations (default {DEFAULT_CONFIG.iters}; quick "
-                        f"{QUICK_CONFIG.iters}); a resumed run may train for more")
+                        help=f"training iterations; when not given, {DEFAULT_CONFIG.iters} "
+                        f"(with --quick {QUICK_CONFIG.iters}); a resumed run may train for more")
     return parser
 
 
@@ -152,6 +152,7 @@ def checkpoint_config(config, solver, seed, quick):
 
 if NOTEBOOK:
     args = parse_args(cli.notebook_argv(QUICK, RESUME))
+    runs.announce(args.out, args.quick)
     config = config_for(args)
     args.out.mkdir(parents=True, exist_ok=True)
 
