@@ -1,6 +1,7 @@
 """tutorials/stiff.py: its field is Robertson's kinetics, the quick run writes every picture and
 finite numbers, dopri5's stop carries the stiffness diagnosis, the gradients it trains with agree
-with central differences, and a resumed run repeats an uninterrupted one."""
+with central differences, a resumed run repeats an uninterrupted one, a resume with another seed
+is refused, and Ctrl-C leaves a checkpoint of the last completed iteration."""
 import dataclasses
 import json
 import math
@@ -84,13 +85,13 @@ def test_help_lists_the_options(tutorial, capsys):
 
 
 def test_a_resumed_run_repeats_the_uninterrupted_one(tutorial, tmp_path):
-    config = dataclasses.replace(tutorial.QUICK, n_times=12)
+    config = dataclasses.replace(tutorial.QUICK_CONFIG, n_times=12)
     data = tutorial.make_data(config, numpy.random.default_rng(1))
 
     def train(name, iters, resume=False):
         checkpoint = runs.Checkpoint(tmp_path / f"{name}.npz", every=2)
-        return tutorial.train(data, dataclasses.replace(config, iters=iters), checkpoint,
-                              resume=resume, quiet=True)
+        return tutorial.train(data, dataclasses.replace(config, iters=iters), tutorial.SOLVER,
+                              checkpoint, resume=resume, quiet=True)
 
     straight = train("straight", 3)
     train("resumed", 2)
@@ -98,3 +99,28 @@ def test_a_resumed_run_repeats_the_uninterrupted_one(tutorial, tmp_path):
     numpy.testing.assert_array_equal(resumed["params"], straight["params"])
     for key in ("losses", "log10_rates", "nfe", "jacobians"):
         assert resumed["log"][key] == straight["log"][key]
+
+
+def test_a_resume_with_another_seed_is_refused_naming_it(tutorial, quick_run):
+    _, out = quick_run("stiff")
+    with pytest.raises(ValueError, match="seed: checkpoint 0, this run 1"):
+        tutorial.main(["--quick", "--quiet", "--out", str(out), "--resume", "--seed", "1"])
+
+
+def test_ctrl_c_saves_the_last_completed_iteration_and_says_how_to_resume(
+        tutorial, tmp_path, monkeypatch, capsys):
+    real_loss_and_grad, calls = tutorial.loss_and_grad, []
+
+    def interrupted_at_the_third_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_loss_and_grad(*args, **kwargs)
+
+    monkeypatch.setattr(tutorial, "loss_and_grad", interrupted_at_the_third_call)
+    with pytest.raises(SystemExit) as exit_:
+        runs.run_script(lambda: tutorial.main(["--quick", "--quiet", "--out", str(tmp_path)]))
+    assert exit_.value.code == 130
+    stderr = capsys.readouterr().err.strip().splitlines()
+    assert len(stderr) == 1 and "--resume" in stderr[0]
+    assert runs.Checkpoint(tmp_path / "checkpoint.npz").load()["step"] == 2

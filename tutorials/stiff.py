@@ -1,3 +1,10 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_markers: '"""'
+# ---
+
+# %% [markdown]
 """Tutorial 5: learn a stiff chemical system from data through the implicit solver (rodas4).
 
 Robertson's kinetics (Robertson 1966; Hairer & Wanner II, sec. IV.1) has three species and three
@@ -20,8 +27,15 @@ Radau and BDF with the interpolating adjoint (z read off the forward solve) agre
 backprop through rodas4, which is the fastest of them and the one we train with.
 
 Run ``python tutorials/stiff.py`` (6 minutes wall and 5.2 minutes of CPU time on one core of
-a 2-core machine) and look at the PNGs and ``table.md`` in ``results/stiff/``. ``--quick`` is a
-smoke test of seconds, ``--resume`` continues from the checkpoint in ``--out``.
+a 2-core machine) and look at the PNGs and ``table.md`` in ``results/stiff/`` (relative to the
+current directory). ``--quick`` is a smoke test of seconds whose numbers mean nothing; it writes
+to ``results/quick/stiff/``. ``--resume`` continues from the checkpoint in ``--out``; Ctrl-C
+saves the last completed iteration there and prints the command that resumes.
+
+The file is also a notebook: open it with the Jupytext extension of Jupyter or VS Code, or
+convert it with ``jupytext --to notebook tutorials/stiff.py``, set ``QUICK`` and ``RESUME`` in
+the config cell and run the cells in order; each cell runs its step. From a notebook the results
+go to ``results/...`` relative to the notebook's folder, i.e. ``tutorials/results/stiff/``.
 """
 # %% [markdown]
 # # Learning the rate constants of a stiff system
@@ -40,29 +54,35 @@ smoke test of seconds, ``--resume`` continues from the checkpoint in ``--out``.
 # time scale.
 
 # %%
-import argparse
 import math
 import textwrap
 import time
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, replace
 from typing import NamedTuple
 
 import autograd
 import numpy as np
-from tqdm import tqdm
+from matplotlib.ticker import MaxNLocator
 
-from minode import SolverError, SolverStats, backend, odeint, ops, optim, plots, runs
-from minode.cli import positive_int, script_argv
+from minode import SolverError, SolverStats, backend, cli, odeint, ops, optim, plots, runs
 from minode.files import write_text_atomically
 
 # %% [markdown]
 # ## Config
+# In a notebook, set these and run the cells in order; as a script, the command line sets them.
 #
-# `DEFAULT` is the full run, `QUICK` the smoke test. Tolerances are in the scaled units of the
-# state (each species divided by its largest observed value).
+# `DEFAULT_CONFIG` is the full run, `QUICK_CONFIG` the smoke test. `SOLVER` is how the model is
+# solved and differentiated in training: rodas4 with backprop, tolerances in the scaled units of
+# the state (each species divided by its largest observed value).
 
 # %%
+QUICK = False    # True: a smoke test of seconds; its numbers mean nothing
+RESUME = False   # True: continue from the checkpoints in the results folder
+NOTEBOOK = cli.notebook_cells_run(__name__)   # run each cell's step as the cell runs
+
+SOLVER = {"method": "rodas4", "rtol": 1e-5, "atol": 1e-7, "grad": "backprop"}
+# the reference solution, by a solver independent of the one we train with
+TRUTH_SOLVER = {"method": "scipy:Radau", "rtol": 1e-10, "atol": 1e-14}
 
 
 @dataclass(frozen=True)
@@ -80,10 +100,6 @@ class Config:
     lr: float = 0.1
     halve_lr_every: int = 100
     iters: int = 300
-    method: str = "rodas4"
-    grad: str = "backprop"
-    rtol: float = 1e-5
-    atol: float = 1e-7
     # measurements: solves of the true system to each end time by dopri5 and rodas4 (dopri5
     # stops at explicit_max_steps); rodas4's adjoint tried on the observations up to each of
     # adjoint_end_times, SciPy's interpolating adjoint by each of scipy_methods on all of them;
@@ -96,10 +112,49 @@ class Config:
     check_h: float = 1e-4
 
 
-DEFAULT = Config()
-QUICK = replace(DEFAULT, iters=3, explicit_end_times=(1e-3, 1e5), explicit_max_steps=500,
-                adjoint_end_times=(1e-2, 1e-1), scipy_methods=("scipy:BDF",))
+DEFAULT_CONFIG = Config()
+QUICK_CONFIG = replace(DEFAULT_CONFIG, iters=3, explicit_end_times=(1e-3, 1e5),
+                       explicit_max_steps=500, adjoint_end_times=(1e-2, 1e-1),
+                       scipy_methods=("scipy:BDF",))
 CHECKPOINT_EVERY = 25  # iterations
+# fields of Config that do not shape training: a resumed run may change them
+NOT_TRAINING = ("iters", "explicit_end_times", "explicit_max_steps", "adjoint_end_times",
+                "scipy_methods", "check_rtol", "check_h")
+
+
+def build_parser():
+    """The command-line options."""
+    parser = cli.tutorial_parser(__doc__.split("\n")[0])
+    cli.add_run_options(parser, "stiff", quick_help=f"a smoke test of seconds "
+                        f"({QUICK_CONFIG.iters} iterations, fewer measurements)")
+    parser.add_argument("--iters", type=cli.positive_int, default=None,
+                        help=f"training iterations; when not given, {DEFAULT_CONFIG.iters} "
+                        f"(with --quick {QUICK_CONFIG.iters}); a resumed run may train for more")
+    return parser
+
+
+def parse_args(argv=None):
+    """The options of ``argv`` (default: the command line's)."""
+    return cli.parse_tutorial_args(build_parser(), argv, "stiff")
+
+
+def config_for(args):
+    """The run's `Config`: the quick or the full one, with ``--iters`` when given."""
+    config = QUICK_CONFIG if args.quick else DEFAULT_CONFIG
+    return replace(config, iters=args.iters) if args.iters else config
+
+
+def checkpoint_config(config, solver, seed, quick):
+    """What a resumed run must share with the checkpoint: the options that shape training."""
+    training = {name: value for name, value in asdict(config).items() if name not in NOT_TRAINING}
+    return {**training, "solver": solver, "seed": seed, "quick": quick}
+
+
+if NOTEBOOK:
+    args = parse_args(cli.notebook_argv(QUICK, RESUME))
+    runs.announce(args.out, args.quick)
+    config = config_for(args)
+    args.out.mkdir(parents=True, exist_ok=True)
 
 # %% [markdown]
 # ## Data
@@ -154,10 +209,9 @@ def solve_grid(times):
 
 
 def true_solution(times):
-    """y at ``times`` for the true rates (SciPy's Radau at rtol 1e-10), shape (n, 3)."""
+    """y at ``times`` for the true rates (`TRUTH_SOLVER`), shape (n, 3)."""
     ys = odeint(robertson(np.ones(3)), backend.asarray(Y0), backend.asarray(solve_grid(times)),
-                backend.asarray(TRUE_LOG10_RATES), method="scipy:Radau", rtol=1e-10,
-                atol=1e-14)
+                backend.asarray(TRUE_LOG10_RATES), **TRUTH_SOLVER)
     return backend.to_numpy(ys)[1:]
 
 
@@ -169,33 +223,55 @@ def make_data(config, rng):
     return Data(times, clean, observed, np.abs(observed).max(axis=0))
 
 
+def describe_data(data):
+    """Print the observations' times and each species' range (its largest magnitude is the
+    species' scale)."""
+    print(f"{len(data.times)} observations at log-spaced times from {data.times[0]:.0e} to "
+          f"{data.times[-1]:.0e}")
+    for name, column in zip(SPECIES, data.observed.T):
+        print(f"  {name}: observed from {column.min():.3g} to {column.max():.3g}")
+
+
+if NOTEBOOK:
+    data = make_data(config, np.random.default_rng(args.seed))
+    describe_data(data)
+
 # %% [markdown]
 # ## Model and loss
 #
 # The parameters are log10 k (three numbers). The model's trajectory is one solve from y(0)
-# through every observation time (rodas4, differentiated by backprop, unless `config` says
-# otherwise); the loss is the mean squared error of the scaled concentrations.
+# through every observation time, solved and differentiated as ``solver`` (`odeint`'s keyword
+# arguments) says; the loss is the mean squared error of the scaled concentrations.
 
 # %%
 
 
-def predict(log10_rates, data, times, config, stats=None):
+def predict(log10_rates, data, times, solver, stats=None):
     """The model's scaled state u = y / scale at ``times``, shape (len(times), 3)."""
     us = odeint(robertson(data.scale), backend.asarray(Y0 / data.scale),
-                backend.asarray(solve_grid(times)), log10_rates, method=config.method,
-                rtol=config.rtol, atol=config.atol, grad=config.grad, stats=stats)
+                backend.asarray(solve_grid(times)), log10_rates, **solver, stats=stats)
     return ops.getitem(us, slice(1, None))
 
 
-def loss(log10_rates, data, config, stats=None, n_times=None):
+def loss(log10_rates, data, solver, stats=None, n_times=None):
     """Mean squared error of the scaled concentrations at the first ``n_times`` observations
     (all by default)."""
     n = n_times or len(data.times)
-    prediction = predict(log10_rates, data, data.times[:n], config, stats)
+    prediction = predict(log10_rates, data, data.times[:n], solver, stats)
     return ops.mean_squared_error(prediction, backend.asarray(data.observed[:n] / data.scale))
 
 
 loss_and_grad = autograd.value_and_grad(loss)
+
+
+def initial_params(config):
+    """log10 k of the initial guess, as the backend's array."""
+    return backend.asarray(np.array(config.initial_log10_rates))
+
+
+if NOTEBOOK:
+    print(f"loss at the initial guess {float(loss(initial_params(config), data, SOLVER)):.4g}, "
+          f"at the true rates {float(loss(backend.asarray(TRUE_LOG10_RATES), data, SOLVER)):.4g}")
 
 # %% [markdown]
 # ## Which gradient?
@@ -220,60 +296,90 @@ def first_line(error):
     return str(error).splitlines()[0]
 
 
-def timed_gradient(log10_rates, data, config, n_times):
+def timed_gradient(log10_rates, data, solver, n_times):
     """The loss's gradient on the first ``n_times`` observations and its CPU seconds."""
     cpu = time.process_time()
-    _, grad = loss_and_grad(log10_rates, data, config, n_times=n_times)
+    _, grad = loss_and_grad(log10_rates, data, solver, n_times=n_times)
     return backend.to_numpy(grad), time.process_time() - cpu
 
 
-def try_gradient(log10_rates, data, config, end_time):
-    """``config``'s gradient on the observations up to ``end_time`` against backprop through
+def try_gradient(log10_rates, data, solver, end_time):
+    """``solver``'s gradient on the observations up to ``end_time`` against backprop through
     rodas4: a row with ``relative_difference`` and ``cpu_seconds``, or ``refused``."""
     n = int(np.searchsorted(data.times, end_time, side="right"))
-    row = {"method": config.method, "grad": config.grad, "end_time": end_time, "n_times": n}
-    backprop, _ = timed_gradient(log10_rates, data, replace(config, method="rodas4",
-                                                             grad="backprop"), n)
+    row = {"method": solver["method"], "grad": solver["grad"], "end_time": end_time,
+           "n_times": n}
+    backprop, _ = timed_gradient(log10_rates, data,
+                                 {**solver, "method": "rodas4", "grad": "backprop"}, n)
     try:
         # minode's backward solve overflows before it is refused; the refusal is the message
         with np.errstate(over="ignore", invalid="ignore"):
-            grad, seconds = timed_gradient(log10_rates, data, config, n)
+            grad, seconds = timed_gradient(log10_rates, data, solver, n)
     except SolverError as error:
         return {**row, "refused": first_line(error)}
     difference = np.abs(grad - backprop).max() / np.abs(backprop).max()
     return {**row, "relative_difference": float(difference), "cpu_seconds": seconds}
 
 
-def central_differences(log10_rates, data, config):
-    """Central differences of the loss in each log10 k, each solve at rtol ``check_rtol``."""
-    tight = replace(config, rtol=config.check_rtol, atol=config.check_rtol * 1e-2)
-    steps = backend.asarray(config.check_h * np.eye(3))
+def central_differences(log10_rates, data, solver, rtol, h):
+    """Central differences of the loss in each log10 k with step ``h``, each solve at ``rtol``
+    (and atol = rtol / 100)."""
+    tight = {**solver, "rtol": rtol, "atol": rtol * 1e-2}
+    steps = backend.asarray(h * np.eye(3))
     return np.array([(float(loss(log10_rates + step, data, tight))
-                      - float(loss(log10_rates - step, data, tight))) / (2 * config.check_h)
+                      - float(loss(log10_rates - step, data, tight))) / (2 * h)
                      for step in steps])
 
 
-def check_gradients(log10_rates, data, config):
-    """Every gradient mode tried against backprop, and backprop against central differences,
-    with backprop's own CPU seconds for one gradient on all the observations."""
-    backprop, seconds = timed_gradient(log10_rates, data, config, len(data.times))
-    differences = central_differences(log10_rates, data, config)
-    adjoint = replace(config, grad="adjoint")
+def check_gradients(log10_rates, data, solver, config):
+    """Every gradient mode of ``config``'s measurements tried against backprop (``solver``), and
+    backprop against central differences, with backprop's own CPU seconds for one gradient on
+    all the observations."""
+    backprop, seconds = timed_gradient(log10_rates, data, solver, len(data.times))
+    differences = central_differences(log10_rates, data, solver, config.check_rtol,
+                                      config.check_h)
+    adjoint = {**solver, "grad": "adjoint"}
     rows = [try_gradient(log10_rates, data, adjoint, end) for end in config.adjoint_end_times]
-    rows += [try_gradient(log10_rates, data, replace(adjoint, method=method), config.t_last)
+    rows += [try_gradient(log10_rates, data, {**adjoint, "method": method}, config.t_last)
              for method in config.scipy_methods]
     return {"modes": rows, "backprop_cpu_seconds": seconds,
             "backprop_vs_central_differences":
                 float(np.abs(backprop - differences).max() / np.abs(differences).max())}
 
 
+def report_gradients(checks):
+    """Print each gradient mode's outcome and backprop's agreement with central differences."""
+    print(f"\ngradients at the initial guess against backprop through rodas4 "
+          f"({checks['backprop_cpu_seconds']:.2f} s CPU on all the observations):")
+    for row in checks["modes"]:
+        print(textwrap.fill(f"{gradient_line(row)}", width=100, initial_indent="  ",
+                            subsequent_indent="    "))
+    print(f"backprop (training tolerance) against central differences: relative difference "
+          f"{checks['backprop_vs_central_differences']:.2g}")
+
+
+def gradient_line(row):
+    """One gradient mode's outcome against backprop."""
+    where = (f"{row['method']}, {row['grad']}, t <= {row['end_time']:.0e} "
+             f"({row['n_times']} observations): ")
+    if "refused" in row:
+        return where + "refused: " + row["refused"]
+    return where + (f"relative difference {row['relative_difference']:.2g} "
+                    f"({row['cpu_seconds']:.2f} s CPU)")
+
+
+if NOTEBOOK:
+    checks = check_gradients(initial_params(config), data, SOLVER, config)
+    report_gradients(checks)
+
+
 # %% [markdown]
 # ## Training loop
 #
 # Full-batch Adam on log10 k; the whole state is one pytree, checkpointed every
-# `CHECKPOINT_EVERY` iterations (`minode.runs`). Nothing in training is random, so a resumed run
-# repeats an uninterrupted one. The log keeps the loss and the parameters of every iteration
-# and the solver's counts.
+# `CHECKPOINT_EVERY` iterations (`minode.runs`); Ctrl-C saves the last completed iteration.
+# Nothing in training is random, so a resumed run repeats an uninterrupted one. The log keeps
+# the loss and the parameters of every iteration and the solver's counts.
 
 # %%
 
@@ -296,25 +402,43 @@ def record_step(log, value, params, counts, seconds, cpu_seconds):
     log["cpu_seconds"] += cpu_seconds
 
 
-def train(data, config, checkpoint, resume=False, quiet=False):
-    """Fit log10 k to ``data`` for ``config.iters`` iterations; returns the final state."""
+def train(data, config, solver, checkpoint, resume=False, quiet=False):
+    """Fit log10 k to ``data`` for ``config.iters`` iterations, each loss solved as ``solver``
+    says, saving to (and with ``resume``, continuing from) ``checkpoint``; returns the final
+    state."""
     optimizer = optim.Adam(lr=optim.step_decay(config.lr, 0.5, every=config.halve_lr_every))
-    params = backend.asarray(np.array(config.initial_log10_rates))
-    state = checkpoint.load_or(fresh_state(params, optimizer), resume)
+    state = checkpoint.load_or(fresh_state(initial_params(config), optimizer), resume)
     stats = SolverStats()
-    progress = tqdm(range(state["step"], config.iters), initial=state["step"],
-                    total=config.iters, desc="rates", disable=quiet)
-    for iteration in progress:
-        wall, cpu = time.perf_counter(), time.process_time()
-        stats.reset()
-        value, grads = loss_and_grad(state["params"], data, config, stats)
-        record_step(state["log"], value, state["params"], stats.forward,
-                    time.perf_counter() - wall, time.process_time() - cpu)
-        state["params"], state["opt"] = optimizer.update(state["params"], grads, state["opt"])
-        progress.set_postfix(loss=f"{float(value):.4g}")
-        state["step"] = iteration + 1
-        checkpoint.save_if_due(state, config.iters)
+    with checkpoint.saved_on_interrupt(lambda: state, total=config.iters):
+        progress = runs.progress(range(state["step"], config.iters), initial=state["step"],
+                                 total=config.iters, desc="rates", quiet=quiet)
+        for iteration in progress:
+            wall, cpu = time.perf_counter(), time.process_time()
+            stats.reset()
+            value, grads = loss_and_grad(state["params"], data, solver, stats)
+            with runs.deferred_interrupt():
+                record_step(state["log"], value, state["params"], stats.forward,
+                            time.perf_counter() - wall, time.process_time() - cpu)
+                state["params"], state["opt"] = optimizer.update(state["params"], grads,
+                                                                 state["opt"])
+                state["step"] = iteration + 1
+                checkpoint.save_if_due(state, config.iters)
+            progress.set_postfix(loss=f"{float(value):.4g}", refresh=False)
     return state
+
+
+def training_checkpoint(out, config, solver, seed, quick):
+    """The checkpoint file of a run in ``out``, recording what a resumed run must share."""
+    return runs.Checkpoint(out / "checkpoint.npz", every=CHECKPOINT_EVERY,
+                           config=checkpoint_config(config, solver, seed, quick))
+
+
+if NOTEBOOK:
+    state = train(data, config, SOLVER,
+                  training_checkpoint(args.out, config, SOLVER, args.seed, args.quick),
+                  resume=args.resume, quiet=args.quiet)
+    print(f"loss {state['log']['losses'][0]:.4g} -> "
+          f"{float(loss(state['params'], data, SOLVER)):.4g} after {state['step']} iterations")
 
 
 # %% [markdown]
@@ -327,16 +451,15 @@ def train(data, config, checkpoint, resume=False, quiet=False):
 # %%
 
 
-def solve_once(method, end_time, data, config):
-    """One solve of the true system to ``end_time``: its counts, CPU seconds and, when it
-    failed, the first line of the error."""
+def solve_once(method, end_time, data, solver, max_steps):
+    """One solve of the true system to ``end_time`` by ``method`` at ``solver``'s tolerances:
+    its counts, CPU seconds and, when it failed, the first line of the error."""
     stats, cpu = SolverStats(), time.process_time()
     row = {"method": method, "end_time": end_time}
     try:
         odeint(robertson(data.scale), backend.asarray(Y0 / data.scale),
                backend.asarray(np.array([0.0, end_time])), backend.asarray(TRUE_LOG10_RATES),
-               method=method, rtol=config.rtol, atol=config.atol,
-               max_steps=config.explicit_max_steps, stats=stats)
+               **{**solver, "method": method}, max_steps=max_steps, stats=stats)
     except SolverError as error:
         row["error"] = first_line(error)
     counts = stats.forward
@@ -344,108 +467,66 @@ def solve_once(method, end_time, data, config):
             "factorisations": counts.factorisations, "cpu_seconds": time.process_time() - cpu}
 
 
-def compare_solvers(data, config):
+def compare_solvers(data, solver, config):
     """dopri5 and rodas4 on the true system to each of ``config.explicit_end_times``."""
-    return [solve_once(method, end_time, data, config)
+    return [solve_once(method, end_time, data, solver, config.explicit_max_steps)
             for end_time in config.explicit_end_times for method in ("dopri5", "rodas4")]
 
 
-# %% [markdown]
-# ## Pictures
-#
-# The trajectories on a log time axis (data, initial guess, fit, truth), the fitted rates and
-# the loss over training, and evaluations and steps of dopri5 and rodas4 against the end time.
-
-# %%
-
-
-def plot_trajectories(data, curves, out):
-    """One panel per species: observations, and each of ``curves`` {label: (times, y)}."""
-    styles = {"truth": dict(color="k", ls="--", lw=1), "initial guess": dict(color="grey",
-              ls=":", lw=1.5), "fit": dict(color="crimson", lw=2)}
-    fig, axes = plots.figure(1, 3, figsize=(13, 3.8))
-    for i, ax in enumerate(axes):
-        ax.scatter(data.times, data.observed[:, i], s=10, color="tab:blue", label="observed")
-        for label, (times, ys) in curves.items():
-            ax.plot(times, ys[:, i], label=label, **styles[label])
-        ax.set(xscale="log", xlabel="t", title=f"{SPECIES[i]}(t)")
-    axes[0].legend(loc="best")
-    return plots.save_png(fig, out / "trajectories.png")
+def solver_line(row, width=0):
+    """One solve's counts and whether it stopped; numbers right-aligned to ``width``."""
+    text = f"{row['nfe']:>{width}} evaluations, {row['steps']:>{width}} steps"
+    if row["method"] == "rodas4":
+        text += f", {row['jacobians']} Jacobians, {row['factorisations']} LUs"
+    return text + (" STOPPED" if "error" in row else "") + f" ({row['cpu_seconds']:.2f} s)"
 
 
-def plot_training(log, loss_at_truth, out):
-    """log10 k_i over training against the true value, and the loss."""
-    history, losses = np.array(log["log10_rates"]), np.array(log["losses"])
-    fig, axes = plots.figure(1, 4, figsize=(15, 3.5))
-    for i, ax in enumerate(axes[:3]):
-        ax.plot(history[:, i], color="crimson", lw=1.5, label="fitted")
-        ax.axhline(TRUE_LOG10_RATES[i], color="k", ls="--", lw=1, label="true")
-        ax.set(title=f"log10 k{i + 1}", xlabel="iteration")
-    axes[0].legend(loc="best")
-    axes[3].semilogy(losses, color="crimson", lw=1.5, label="training loss")
-    axes[3].axhline(loss_at_truth, color="k", ls="--", lw=1, label="loss at the true rates")
-    axes[3].set(title="mean squared error (scaled units)", xlabel="iteration")
-    axes[3].legend(loc="best")
-    return plots.save_png(fig, out / "training.png")
+def report_solvers(rows):
+    """Print each solve's counts and dopri5's error where it stopped."""
+    print("\ndopri5 against rodas4 on the true system, from t = 0 to:")
+    for row in rows:
+        print(f"  t = {row['end_time']:<7.0e} {row['method']:>6}: {solver_line(row, width=6)}")
+    stopped = [row for row in rows if "error" in row]
+    if stopped:
+        print(textwrap.fill(f"dopri5's error: {stopped[0]['error']}", width=100,
+                            initial_indent="  ", subsequent_indent="    "))
 
 
-def plot_solvers(rows, out):
-    """Evaluations and steps of each method against the end time; failed solves crossed."""
-    fig, axes = plots.figure(1, 2, figsize=(10, 3.8))
-    for method, color in (("dopri5", "tab:orange"), ("rodas4", "tab:green")):
-        mine = [row for row in rows if row["method"] == method]
-        solved = [row for row in mine if "error" not in row]
-        stopped = [row for row in mine if "error" in row]
-        for ax, key in zip(axes, ("nfe", "steps")):
-            ax.plot([row["end_time"] for row in solved], [row[key] for row in solved], "o-",
-                    color=color, label=method)
-            if stopped:
-                ax.plot([row["end_time"] for row in stopped], [row[key] for row in stopped],
-                        "x", color=color, ms=10, label=f"{method} stopped at max_steps "
-                        "before the end time")
-    for ax, title in zip(axes, ("function evaluations", "steps (accepted + rejected)")):
-        ax.set(xscale="log", yscale="log", xlabel="end time of the solve", title=title)
-    axes[0].legend(loc="best")
-    return plots.save_png(fig, out / "solvers.png")
-
-
-def save_pictures(data, curves, state, loss_at_truth, solver_rows, out):
-    """Every picture; returns their paths."""
-    return [plot_trajectories(data, curves, out),
-            plot_training(state["log"], loss_at_truth, out),
-            plot_solvers(solver_rows, out)]
-
+if NOTEBOOK:
+    solver_rows = compare_solvers(data, SOLVER, config)
+    report_solvers(solver_rows)
 
 # %% [markdown]
 # ## Numbers
 #
 # The fitted rates against the true ones, the loss at the start, at the end and at the true
 # rates (the noise's own level), the largest error of the fitted trajectory, the cost of one
-# solve and of one training iteration, and the measurements above.
+# solve and of one training iteration, and the measurements above; written to
+# `robertson_result.json` and, as tables, `table.md`.
 
 # %%
 
 
-def curves_for(data, final_params, config):
+def curves_for(data, final_params, solver, config):
     """The truth, initial-guess and fitted trajectories (concentrations) on a fine time grid."""
     times = np.logspace(np.log10(config.t_first), np.log10(config.t_last), 200)
 
     def concentrations(params):
-        return backend.to_numpy(predict(backend.asarray(params), data, times, config)) \
+        return backend.to_numpy(predict(backend.asarray(params), data, times, solver)) \
             * data.scale
 
     return {"truth": (times, true_solution(times)),
-                   "initial guess": (times, concentrations(np.array(config.initial_log10_rates))),
-                   "fit": (times, concentrations(final_params))}
+            "initial guess": (times, concentrations(np.array(config.initial_log10_rates))),
+            "fit": (times, concentrations(final_params))}
 
 
-def summarize(state, data, config, curves, checks, solver_rows):
+def summarize(state, data, solver, curves, checks, solver_rows):
     """The run's numbers (a JSON-ready dict)."""
     log, iters = state["log"], state["step"]
     fitted = backend.to_numpy(state["params"])
     stats = SolverStats()
-    loss_at_truth = float(loss(backend.asarray(TRUE_LOG10_RATES), data, config))
-    final_loss = float(loss(state["params"], data, config, stats=stats))
+    loss_at_truth = float(loss(backend.asarray(TRUE_LOG10_RATES), data, solver))
+    final_loss = float(loss(state["params"], data, solver, stats=stats))
     fit_error = np.abs(curves["fit"][1] - curves["truth"][1]).max(axis=0) / data.scale
     return {"iters": iters, "seconds": log["seconds"], "cpu_seconds": log["cpu_seconds"],
             "fitted_rates": (10.0 ** fitted).tolist(), "true_rates": TRUE_RATES.tolist(),
@@ -459,24 +540,6 @@ def summarize(state, data, config, curves, checks, solver_rows):
                               for name in ("nfe", "steps", "jacobians", "factorisations",
                                            "cpu_seconds")},
             "gradients": checks, "solvers": solver_rows}
-
-
-def solver_line(row, width=0):
-    """One solve's counts and whether it stopped; numbers right-aligned to ``width``."""
-    text = f"{row['nfe']:>{width}} evaluations, {row['steps']:>{width}} steps"
-    if row["method"] == "rodas4":
-        text += f", {row['jacobians']} Jacobians, {row['factorisations']} LUs"
-    return text + (" STOPPED" if "error" in row else "") + f" ({row['cpu_seconds']:.2f} s)"
-
-
-def gradient_line(row):
-    """One gradient mode's outcome against backprop."""
-    where = (f"{row['method']}, {row['grad']}, t <= {row['end_time']:.0e} "
-             f"({row['n_times']} observations): ")
-    if "refused" in row:
-        return where + "refused: " + row["refused"]
-    return where + (f"relative difference {row['relative_difference']:.2g} "
-                    f"({row['cpu_seconds']:.2f} s CPU)")
 
 
 def report(result):
@@ -494,21 +557,8 @@ def report(result):
     print(f"one rodas4 solve at the fitted rates: {solve['nfe']} evaluations, {solve['steps']} "
           f"steps, {solve['jacobians']} Jacobians, {solve['factorisations']} LU factorisations;"
           f" a training iteration (solve + backprop) {per['cpu_seconds']:.2f} s CPU")
-    print("\ndopri5 against rodas4 on the true system, from t = 0 to:")
-    for row in result["solvers"]:
-        print(f"  t = {row['end_time']:<7.0e} {row['method']:>6}: {solver_line(row, width=6)}")
-    stopped = [row for row in result["solvers"] if "error" in row]
-    if stopped:
-        print(textwrap.fill(f"dopri5's error: {stopped[0]['error']}", width=100,
-                            initial_indent="  ", subsequent_indent="    "))
-    checks = result["gradients"]
-    print(f"\ngradients at the initial guess against backprop through rodas4 "
-          f"({checks['backprop_cpu_seconds']:.2f} s CPU on all the observations):")
-    for row in checks["modes"]:
-        print(textwrap.fill(f"{gradient_line(row)}", width=100, initial_indent="  ",
-                            subsequent_indent="    "))
-    print(f"backprop (training tolerance) against central differences: relative difference "
-          f"{checks['backprop_vs_central_differences']:.2g}")
+    report_solvers(result["solvers"])
+    report_gradients(result["gradients"])
     for path in result.get("files", []):
         print(f"  wrote {path}")
 
@@ -528,53 +578,137 @@ def results_table(result):
     return "\n".join(lines)
 
 
+def write_table(result, out):
+    """Write `results_table` to ``out/table.md`` and say so."""
+    path = out / "table.md"
+    write_text_atomically(path, results_table(result) + "\n")
+    print(f"\nwrote {path}")
+
+
+if NOTEBOOK:
+    curves = curves_for(data, backend.to_numpy(state["params"]), SOLVER, config)
+    result = summarize(state, data, SOLVER, curves, checks, solver_rows)
+    runs.write_result(args.out, "robertson", result, options=vars(args))
+    report(result)
+    write_table(result, args.out)
+
+# %% [markdown]
+# ## Pictures
+#
+# The trajectories on a log time axis (data, initial guess, fit, truth), the fitted rates and
+# the loss over training, and evaluations and steps of dopri5 and rodas4 against the end time.
+
+# %%
+PLOT_STYLES = {  # the truth on top, dashed, so that the fit never hides it
+    "observed": dict(s=10, color="tab:blue", alpha=0.55, zorder=1, linewidths=0),
+    "initial guess": dict(color="grey", ls=":", lw=1.5, zorder=2),
+    "fit": dict(color="crimson", lw=2.5, alpha=0.6, zorder=3),
+    "truth": dict(color="k", ls="--", lw=1, zorder=4),
+}
+
+
+def plot_trajectories(data, curves, out):
+    """One panel per species: observations, and each of ``curves`` {label: (times, y)}."""
+    fig, axes = plots.figure(1, 3, figsize=(13, 3.8))
+    for i, ax in enumerate(axes):
+        ax.scatter(data.times, data.observed[:, i], label="observed (noisy)",
+                   **PLOT_STYLES["observed"])
+        for label in ("initial guess", "fit", "truth"):
+            times, ys = curves[label]
+            ax.plot(times, ys[:, i], label=label, **PLOT_STYLES[label])
+        ax.set(xscale="log", xlabel="time t (log scale)", ylabel=f"concentration {SPECIES[i]}",
+               title=f"species {SPECIES[i]}")
+    axes[0].legend(loc="lower left")
+    return plots.save_png(fig, out / "trajectories.png")
+
+
+def plot_training(log, loss_at_truth, out):
+    """log10 k_i over training against the true value, and the loss."""
+    history, losses = np.array(log["log10_rates"]), np.array(log["losses"])
+    fig, axes = plots.figure(1, 4, figsize=(15, 3.5))
+    for i, ax in enumerate(axes[:3]):
+        ax.plot(history[:, i], color="crimson", lw=1.5, label="fitted, during training")
+        ax.axhline(TRUE_LOG10_RATES[i], color="k", ls="--", lw=1, label="true value")
+        ax.set(title=f"rate constant k{i + 1}", xlabel="iteration", ylabel=f"log10 k{i + 1}")
+    axes[0].legend(loc="best")
+    axes[3].semilogy(losses, color="crimson", lw=1.5, label="training loss")
+    axes[3].axhline(loss_at_truth, color="k", ls="--", lw=1,
+                    label="loss at the true rates (noise level)")
+    axes[3].set(title="loss", xlabel="iteration",
+                ylabel="mean squared error (scaled units)")
+    axes[3].legend(loc="best")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return plots.save_png(fig, out / "training.png")
+
+
+def plot_solvers(rows, max_steps, out):
+    """Evaluations and steps of each method against the end time; solves stopped by
+    ``max_steps`` crossed, at their counts when they stopped."""
+    fig, axes = plots.figure(1, 2, figsize=(10, 4.8))
+    for method, color in (("dopri5", "tab:orange"), ("rodas4", "tab:green")):
+        mine = [row for row in rows if row["method"] == method]
+        solved = [row for row in mine if "error" not in row]
+        stopped = [row for row in mine if "error" in row]
+        for ax, key in zip(axes, ("nfe", "steps")):
+            ax.plot([row["end_time"] for row in solved], [row[key] for row in solved], "o-",
+                    color=color, label=f"{method}, reached the end time")
+            if stopped:
+                ax.plot([row["end_time"] for row in stopped], [row[key] for row in stopped],
+                        "x", color=color, ms=10, label=f"{method}, stopped by max_steps="
+                        f"{max_steps} before the end time (its counts when it stopped)")
+    titles = ("evaluations of the field\n(rodas4 also forms a Jacobian and an LU each step)",
+              "steps (accepted + rejected)")
+    for ax, title, what in zip(axes, titles, ("function evaluations", "steps")):
+        ax.set(xscale="log", yscale="log", xlabel="end time of the solve from t = 0",
+               ylabel=what, title=title)
+    # one legend below both panels, where it hides no point
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center")
+    fig.tight_layout(rect=(0, 0.18, 1, 1))
+    return plots.save_png(fig, out / "solvers.png", tight=False)
+
+
+def save_pictures(data, curves, state, loss_at_truth, solver_rows, max_steps, out):
+    """Every picture; returns their paths."""
+    return [plot_trajectories(data, curves, out),
+            plot_training(state["log"], loss_at_truth, out),
+            plot_solvers(solver_rows, max_steps, out)]
+
+
+if NOTEBOOK:
+    result["files"] = save_pictures(data, curves, state, result["loss_at_true_rates"],
+                                    solver_rows, config.explicit_max_steps, args.out)
+
 # %% [markdown]
 # ## Running it
 #
-# `main` runs the cells above in order: data, training, the solver and gradient measurements,
-# pictures, numbers.
+# As a script, `main` runs the cells above in order: data, training, the gradient and solver
+# measurements, numbers, pictures.
 
 # %%
-
-
-def parse_args(argv=None):
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--iters", type=positive_int, default=None,
-                        help=f"training iterations (default {DEFAULT.iters}; quick "
-                        f"{QUICK.iters})")
-    parser.add_argument("--seed", type=int, default=0, help="of the observation noise")
-    parser.add_argument("--quick", action="store_true", help="a smoke test of seconds")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the checkpoint in --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--out", type=Path, default=Path("results/stiff"))
-    return parser.parse_args(script_argv(argv))
 
 
 def main(argv=None):
     """Run the tutorial; returns its numbers (used by the tests)."""
     args = parse_args(argv)
+    runs.announce(args.out, args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
-    config = QUICK if args.quick else DEFAULT
-    if args.iters:
-        config = replace(config, iters=args.iters)
+    config = config_for(args)
     data = make_data(config, np.random.default_rng(args.seed))
-    checkpoint = runs.Checkpoint(args.out / "checkpoint.npz", every=CHECKPOINT_EVERY)
-    state = train(data, config, checkpoint, resume=args.resume, quiet=args.quiet)
-    checks = check_gradients(backend.asarray(np.array(config.initial_log10_rates)), data, config)
-    solver_rows = compare_solvers(data, config)
-    curves = curves_for(data, backend.to_numpy(state["params"]), config)
-    result = summarize(state, data, config, curves, checks, solver_rows)
-    runs.write_result(args.out, "robertson", result)
+    state = train(data, config, SOLVER,
+                  training_checkpoint(args.out, config, SOLVER, args.seed, args.quick),
+                  resume=args.resume, quiet=args.quiet)
+    checks = check_gradients(initial_params(config), data, SOLVER, config)
+    solver_rows = compare_solvers(data, SOLVER, config)
+    curves = curves_for(data, backend.to_numpy(state["params"]), SOLVER, config)
+    result = summarize(state, data, SOLVER, curves, checks, solver_rows)
+    runs.write_result(args.out, "robertson", result, options=vars(args))
     result["files"] = save_pictures(data, curves, state, result["loss_at_true_rates"],
-                                    solver_rows, args.out)
+                                    solver_rows, config.explicit_max_steps, args.out)
     report(result)
-    path = args.out / "table.md"
-    write_text_atomically(path, results_table(result) + "\n")
-    print(f"\nwrote {path}")
+    write_table(result, args.out)
     return result
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__" and not NOTEBOOK:
+    runs.run_script(main)
