@@ -519,12 +519,13 @@ def plot_fields(name, data, params, learned, limits, out):
 
 
 def plot_loss(experiment, losses, out):
-    """The per-batch training loss and its moving average."""
+    """The per-batch training loss and, over 100 iterations or more, its moving average."""
     fig, ax = plots.figure(figsize=(5.5, 3.5))
     ax.semilogy(losses, lw=0.8, alpha=0.5, label="batch loss")
-    window = max(1, len(losses) // 50)
-    ax.semilogy(np.convolve(losses, np.ones(window) / window, mode="valid"), lw=2,
-                label=f"moving average ({window})")
+    window = len(losses) // 50
+    if window > 1:  # an average over one iteration would hide the batch loss under it
+        ax.semilogy(np.convolve(losses, np.ones(window) / window, mode="valid"), lw=2,
+                    label=f"moving average ({window})")
     name = experiment.name
     ax.set(title=f"training loss of {MODEL_TITLES[name]} on the {FIELD_TITLES[name]}",
            xlabel="iteration", ylabel=LOSS_LABELS[experiment.loss])
@@ -637,8 +638,9 @@ if NOTEBOOK:
 # %% [markdown]
 # ## Running it
 #
-# `main` runs the cells above in order for each chosen experiment: data, model, training,
-# pictures, numbers; then the table of every experiment run so far in `--out`.
+# As a script, `main` runs the steps of the cells above for each chosen experiment (all three
+# by default): data, model, training, pictures, numbers; then it writes the table of every
+# experiment run so far in `--out`. In a notebook the cells have run them for `EXPERIMENT`.
 
 # %%
 
