@@ -119,9 +119,9 @@ def build_parser():
     parser.add_argument("--experiment", choices=list(EXPERIMENTS) + ["all"], default="all",
                         help="the experiment to run, or all three in turn")
     parser.add_argument("--iters", type=cli.positive_int, default=None,
-                        help="training iterations; None: the experiment's own ("
-                        f"{', '.join(f'{e.name} {e.iters}' for e in EXPERIMENTS.values())}), "
-                        f"or {QUICK_ITERS} with --quick")
+                        help="training iterations (default: the experiment's own, "
+                        f"{', '.join(f'{e.name} {e.iters}' for e in EXPERIMENTS.values())}; "
+                        f"with --quick {QUICK_ITERS})")
     parser.add_argument("--no-plots", action="store_true",
                         help="write no pictures (and record no snapshots for the GIF)")
     cli.add_run_options(parser, "spiral",
