@@ -1,5 +1,6 @@
 """The spiral tutorial end to end: quick runs learn, the linear fit recovers A, every picture is
-written, and a crashed run resumes to the numbers of an uninterrupted one."""
+written, the solver options reach odeint, an interrupted run resumes to the numbers of an
+uninterrupted one, Ctrl-C says how to resume, and a resume with other options is refused."""
 import numpy
 import pytest
 from scripts import load_script
@@ -50,30 +51,48 @@ def test_backprop_mode_trains_too(spiral, tmp_path):
     assert result["nfe_backward"] == 0  # autograd's backward pass evaluates nothing
 
 
+def test_a_fixed_step_method_trains_with_the_given_step_size(spiral, tmp_path):
+    [result] = run(spiral, tmp_path, "--experiment", "linear", "--iters", "40", "--method",
+                   "rk4", "--step-size", "0.05", "--no-plots")
+    assert result["check_loss_after"] < 0.5 * result["check_loss_before"]
+    # the observations are 6.29 * 5 / 199 ~ 0.158 apart: each interval takes ceil(0.158 / 0.05)
+    # = 4 rk4 steps of 4 evaluations, so every forward solve costs a multiple of 16
+    assert round(result["nfe_forward"] * result["iters"]) % 16 == 0
+
+
+def test_a_fixed_step_method_without_a_step_size_is_refused_before_training(spiral, capsys):
+    with pytest.raises(SystemExit) as stop:
+        spiral.main(["--method", "rk4", "--quiet", "--no-plots"])
+    assert stop.value.code == 2
+    assert "--step-size" in capsys.readouterr().err
+
+
 def train_linear(spiral, checkpoint, resume=False):
     """30 iterations of the linear experiment, snapshots every 5, as `main` sets it up."""
     experiment = spiral.EXPERIMENTS["linear"]
     rng = numpy.random.default_rng(0)
     data = spiral.make_data(experiment, rng)
     params = spiral.init_linear_model(rng)
-    return spiral.train(experiment, data, params, rng, spiral.Solver(), checkpoint, iters=30,
+    return spiral.train(experiment, data, params, rng, spiral.SOLVER, checkpoint, iters=30,
                         snapshot_every=5, resume=resume, quiet=True)
 
 
-def test_a_crashed_and_resumed_run_repeats_the_uninterrupted_one(spiral, tmp_path, monkeypatch):
+def test_an_interrupted_and_resumed_run_repeats_the_uninterrupted_one(spiral, tmp_path,
+                                                                     monkeypatch):
     straight = train_linear(spiral, runs.Checkpoint(tmp_path / "straight.npz", every=10))
     sample_windows = spiral.sample_windows
 
-    def crash_at_iteration_17(experiment, data, rng, iteration):
-        if iteration == 17:
-            raise KeyboardInterrupt("simulated crash")
+    def interrupt_at_iteration_17(experiment, data, rng, iteration):
+        if iteration == 17:  # after the draw: the generator has moved past the saved state
+            sample_windows(experiment, data, rng, iteration)
+            raise KeyboardInterrupt("simulated Ctrl-C")
         return sample_windows(experiment, data, rng, iteration)
 
     checkpoint = runs.Checkpoint(tmp_path / "resumed.npz", every=10)
-    monkeypatch.setattr(spiral, "sample_windows", crash_at_iteration_17)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(spiral, "sample_windows", interrupt_at_iteration_17)
+    with pytest.raises(runs.TrainingInterrupted):
         train_linear(spiral, checkpoint)
-    assert checkpoint.load()["step"] == 10
+    assert checkpoint.load()["step"] == 17  # the last completed iteration, not the last save
     drawn = []  # the iterations the resumed run trains
 
     def counted(experiment, data, rng, iteration):
@@ -82,7 +101,7 @@ def test_a_crashed_and_resumed_run_repeats_the_uninterrupted_one(spiral, tmp_pat
 
     monkeypatch.setattr(spiral, "sample_windows", counted)
     resumed = train_linear(spiral, checkpoint, resume=True)
-    assert drawn == [spiral.CURRICULUM_ITERS // 4] + list(range(10, 30))  # check batch first
+    assert drawn == [spiral.CURRICULUM_ITERS // 4] + list(range(17, 30))  # check batch first
     numpy.testing.assert_array_equal(resumed["params"], straight["params"])
     assert resumed["rng"] == straight["rng"] and resumed["step"] == 30
     for key in ("losses", "nfe_forward", "nfe_backward", "check_loss_before",
@@ -93,3 +112,30 @@ def test_a_crashed_and_resumed_run_repeats_the_uninterrupted_one(spiral, tmp_pat
     for (_, path), (_, resumed_path) in zip(straight["log"]["snapshots"],
                                            resumed["log"]["snapshots"]):
         numpy.testing.assert_array_equal(path, resumed_path)
+
+
+def test_ctrl_c_saves_the_last_completed_iteration_and_prints_how_to_resume(spiral, tmp_path,
+                                                                           monkeypatch, capsys):
+    loss_and_grad, calls = spiral.loss_and_grad, []
+
+    def interrupted_at_the_third_call(*arguments):
+        calls.append(arguments)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return loss_and_grad(*arguments)
+
+    monkeypatch.setattr(spiral, "loss_and_grad", interrupted_at_the_third_call)
+    with pytest.raises(SystemExit) as stop:
+        runs.run_script(lambda: spiral.main(["--experiment", "linear", "--quick", "--quiet",
+                                             "--no-plots", "--out", str(tmp_path)]))
+    assert stop.value.code == 130
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--resume" in lines[0], lines
+    assert runs.Checkpoint(tmp_path / "linear_checkpoint.npz").load()["step"] == 2
+
+
+@pytest.mark.parametrize("option, value", [("--seed", "1"), ("--rtol", "1e-6")])
+def test_a_resume_with_other_options_is_refused_naming_them(spiral, quick_run, option, value):
+    _, out = quick_run("spiral")
+    with pytest.raises(ValueError, match=option.lstrip("-")):
+        spiral.main(["--quick", "--quiet", "--out", str(out), "--resume", option, value])

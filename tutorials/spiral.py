@@ -1,3 +1,10 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_markers: '"""'
+# ---
+
+# %% [markdown]
 """Tutorial 1: learn the dynamics of a spiral with a Neural ODE (Chen et al. 2018, sec. 2).
 
 We observe one trajectory z(t) of an unknown ODE dz/dt = f(z) and fit a model f_theta so that
@@ -6,10 +13,18 @@ adjoint method (the paper's Algorithm 1) or from backprop through the solver. Th
 table for this toy problem; the third experiment is torchdiffeq's ``examples/ode_demo.py`` task.
 
 Run ``python tutorials/spiral.py`` (all three experiments: about 3 minutes on one CPU core) and
-look at the PNGs and GIFs in ``results/spiral/``. ``--experiment NAME`` runs one of them,
-``--quick`` does 20 iterations (a smoke test of seconds), ``--resume`` continues from the
-checkpoints in ``--out``.
+look at the PNGs and GIFs in ``results/spiral/`` (relative to the current directory).
+``--experiment NAME`` runs one of them; ``--method``, ``--rtol``, ``--atol``, ``--step-size`` and
+``--grad`` choose the solver; ``--quick`` does 20 iterations per experiment (a smoke test of
+seconds, written to ``results/quick/spiral/``); ``--resume`` continues from the checkpoints in
+``--out``; ``--help`` lists every option.
+
+As a notebook: ``jupytext --to notebook tutorials/spiral.py``, or open the file with the
+Jupytext extension of Jupyter or VS Code. Set the config cell (the experiment, quick, resume)
+and run the cells in order; each cell does its step. The results then go to
+``tutorials/results/spiral/`` (relative to the notebook's folder).
 """
+
 # %% [markdown]
 # # Learning the dynamics of a spiral
 #
@@ -24,25 +39,34 @@ checkpoints in ``--out``.
 # window's observations.
 
 # %%
-import argparse
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import autograd
+import matplotlib
 import numpy as np
-from tqdm import tqdm
 
-from minode import SolverStats, backend, nn, odeint, ops, optim, plots, runs
-from minode.cli import positive_int, script_argv
+from minode import SolverStats, backend, cli, nn, odeint, ops, optim, plots, runs
 from minode.files import write_text_atomically
+from minode.tree import tree_leaves
 
 # %% [markdown]
 # ## Config
+# In a notebook, set these and run the cells in order; as a script, the command line sets them.
+
+# %%
+QUICK = False    # True: a smoke test of seconds; its numbers mean nothing
+RESUME = False   # True: continue from the checkpoints in the results folder
+EXPERIMENT = "cubic"   # the experiment the notebook's cells run: "linear", "mlp" or "cubic"
+NOTEBOOK = cli.notebook_cells_run(__name__)   # run each cell's step as the cell runs
+
+# %% [markdown]
+# ## The experiments and the options
 #
 # An experiment names its true dynamics and its model (both defined below under its `name`)
-# and says how the data are made and how the model is trained.
+# and says how the data are made and how the model is trained. `SOLVER` holds the solver
+# settings of training (`odeint`'s keyword arguments); the command line can change them.
 
 # %%
 
@@ -80,20 +104,50 @@ EXPERIMENTS = {experiment.name: experiment for experiment in [
 ]}
 
 
-@dataclass(frozen=True)
-class Solver:
-    """How the model's ODE is solved and differentiated during training."""
-
-    method: str = "dopri5"
-    grad: str = "adjoint"   # "adjoint": Algorithm 1; "backprop": through the solver's steps
-    rtol: float = 1e-7
-    atol: float = 1e-9
-
+# "adjoint": Algorithm 1; "backprop": through the solver's steps
+SOLVER = {"method": "dopri5", "rtol": 1e-7, "atol": 1e-9, "grad": "adjoint"}
 
 QUICK_ITERS = 20
 CURRICULUM_ITERS = 400   # random-span windows reach their full length after this many
 CHECKPOINT_EVERY = 50    # iterations
 CHECK_SEED = 12345       # of the fixed batch of windows on which the fit is checked
+
+
+def build_parser():
+    """The command-line options."""
+    parser = cli.tutorial_parser(__doc__.split("\n")[0])
+    parser.add_argument("--experiment", choices=list(EXPERIMENTS) + ["all"], default="all",
+                        help="the experiment to run, or all three in turn")
+    parser.add_argument("--iters", type=cli.positive_int, default=None,
+                        help="training iterations (default: the experiment's own, "
+                        f"{', '.join(f'{e.name} {e.iters}' for e in EXPERIMENTS.values())}; "
+                        f"with --quick {QUICK_ITERS})")
+    parser.add_argument("--no-plots", action="store_true",
+                        help="write no pictures (and record no snapshots for the GIF)")
+    cli.add_run_options(parser, "spiral",
+                        quick_help=f"{QUICK_ITERS} iterations per experiment, a smoke test of "
+                        "seconds")
+    cli.add_solver_options(parser, **SOLVER)
+    return parser
+
+
+def parse_args(argv=None):
+    """The command-line options (``argv``, else the command line's), ``out`` filled in."""
+    return cli.parse_tutorial_args(build_parser(), argv, "spiral")
+
+
+def training_iters(experiment, iters, quick):
+    """The iterations to train: ``iters`` when given, else `QUICK_ITERS` or the experiment's."""
+    return iters or (QUICK_ITERS if quick else experiment.iters)
+
+
+if NOTEBOOK:
+    args = parse_args(cli.notebook_argv(QUICK, RESUME, "--experiment", EXPERIMENT))
+    experiment, solver = EXPERIMENTS[EXPERIMENT], cli.solver_settings(build_parser(), args)
+    iters = training_iters(experiment, args.iters, args.quick)
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs.announce(args.out, args.quick)
+    rng = np.random.default_rng(args.seed)
 
 # %% [markdown]
 # ## Data
@@ -129,6 +183,9 @@ def cubic_field(z, t, params=None):
 # experiment name -> (true field, its parameters)
 TRUE_DYNAMICS = {"linear": (linear_field, LINEAR_A), "mlp": (two_regime_field, None),
                  "cubic": (cubic_field, None)}
+# experiment name -> what its true field is, in the pictures' titles
+FIELD_TITLES = {"linear": "linear spiral field", "mlp": "two-regime spiral field",
+                "cubic": "cubic spiral field"}
 
 
 class Trajectory(NamedTuple):
@@ -171,6 +228,20 @@ def sample_windows(experiment, data, rng, iteration):
             backend.asarray(targets))
 
 
+def describe_data(experiment, data):
+    """One line saying what ``data`` holds."""
+    low, high = data.observed.min(axis=0), data.observed.max(axis=0)
+    return (f"{FIELD_TITLES[experiment.name]}: {len(data.times)} observations from z0 = "
+            f"{experiment.z0} at t in [0, {experiment.t_max:g}], noise std "
+            f"{experiment.noise_std:g}; z1 in [{low[0]:.2f}, {high[0]:.2f}], "
+            f"z2 in [{low[1]:.2f}, {high[1]:.2f}]")
+
+
+if NOTEBOOK:
+    data = make_data(experiment, rng)
+    print(describe_data(experiment, data))
+
+
 # %% [markdown]
 # ## Model
 #
@@ -209,15 +280,23 @@ def cubic_mlp_field(z, t, params):
 # experiment name -> (init(rng) -> params, field(z, t, params))
 MODELS = {"linear": (init_linear_model, linear_field), "mlp": (init_elu_mlp, elu_mlp_field),
           "cubic": (init_cubic_model, cubic_mlp_field)}
+# experiment name -> what its model is, in the pictures' titles
+MODEL_TITLES = {"linear": "the 2x2 matrix", "mlp": "the MLP", "cubic": "the MLP on z**3"}
 
 
 def predict_trajectory(experiment, params, times, solver):
-    """The model's trajectory from z0 over ``times``, shape (len(times), 2)."""
+    """The model's trajectory from z0 over ``times``, shape (len(times), 2); ``solver`` holds
+    `odeint`'s keyword arguments."""
     field = MODELS[experiment.name][1]
     z0 = backend.asarray(np.array([experiment.z0]))
-    ys = odeint(field, z0, backend.asarray(times), params, method=solver.method,
-                rtol=solver.rtol, atol=solver.atol)
+    ys = odeint(field, z0, backend.asarray(times), params, **solver)
     return backend.to_numpy(ys)[:, 0]
+
+
+if NOTEBOOK:
+    params = MODELS[experiment.name][0](rng)
+    print(f"{MODEL_TITLES[experiment.name]}: "
+          f"{sum(leaf.size for leaf in tree_leaves(params))} parameters")
 
 
 # %% [markdown]
@@ -233,14 +312,26 @@ LOSS_LABELS = {"squared": "mean squared error", "absolute": "mean absolute (L1) 
 
 
 def window_loss(params, experiment, z_start, t_window, targets, solver, stats=None):
-    """The loss of the model's solutions over a batch of windows (see `sample_windows`)."""
-    prediction = odeint(MODELS[experiment.name][1], z_start, t_window, params,
-                        method=solver.method, rtol=solver.rtol, atol=solver.atol,
-                        grad=solver.grad, stats=stats)
+    """The loss of the model's solutions over a batch of windows (see `sample_windows`);
+    ``solver`` holds `odeint`'s keyword arguments."""
+    prediction = odeint(MODELS[experiment.name][1], z_start, t_window, params, **solver,
+                        stats=stats)
     return LOSSES[experiment.loss](prediction, targets)
 
 
 loss_and_grad = autograd.value_and_grad(window_loss)
+
+
+def check_batch(experiment, data):
+    """The fixed batch of windows (2 time units long, drawn with `CHECK_SEED`) on which the
+    fit is checked before and after training."""
+    return sample_windows(experiment, data, np.random.default_rng(CHECK_SEED),
+                          CURRICULUM_ITERS // 4)
+
+
+if NOTEBOOK:
+    print(f"{LOSS_LABELS[experiment.loss]} of the untrained model on the check batch: "
+          f"{float(window_loss(params, experiment, *check_batch(experiment, data), solver)):.4g}")
 
 # %% [markdown]
 # ## Training loop
@@ -276,40 +367,73 @@ def record_step(log, loss, stats, seconds):
     log["seconds"] += seconds
 
 
+def make_checkpoint(experiment, out, *, seed, quick, solver):
+    """The experiment's checkpoint in ``out``, recording what shapes its training: a resume
+    with another seed, experiment, ``--quick`` or solver is refused. The number of iterations
+    is not recorded: the first k iterations do not depend on it, so a resume may train longer.
+    """
+    return runs.Checkpoint(out / f"{experiment.name}_checkpoint.npz", every=CHECKPOINT_EVERY,
+                           config={"experiment": experiment.name, "seed": seed, "quick": quick,
+                                   **solver})
+
+
+def snapshot_interval(iters, pictures):
+    """Iterations between the snapshots of the training GIF; None (no snapshots) without
+    ``pictures``."""
+    return max(1, iters // 30) if pictures else None
+
+
 def train(experiment, data, params, rng, solver, checkpoint, *, iters, snapshot_every=None,
           resume=False, quiet=False):
     """Fit ``params`` to ``data`` for ``iters`` iterations; returns the final state.
 
-    Besides the noisy per-batch losses, the loss on one fixed batch of windows (2 time units
-    long) is logged before and after training, a like-for-like check that the fit improved.
+    Besides the noisy per-batch losses, the loss on one fixed batch of windows (`check_batch`)
+    is logged before and after training, a like-for-like check that the fit improved.
     With ``snapshot_every`` the learned trajectory is logged every so many iterations and at
-    the last one, for the training GIF. ``resume`` continues from ``checkpoint``'s file.
+    the last one, for the training GIF. ``resume`` continues from ``checkpoint``'s file;
+    Ctrl-C saves the last completed iteration there and raises `runs.TrainingInterrupted`.
     """
     optimizer = make_optimizer(experiment)
-    check_batch = sample_windows(experiment, data, np.random.default_rng(CHECK_SEED),
-                                 CURRICULUM_ITERS // 4)
-    check_loss = float(window_loss(params, experiment, *check_batch, solver))
+    checked_on = check_batch(experiment, data)
+    check_loss = float(window_loss(params, experiment, *checked_on, solver))
     state = checkpoint.load_or(fresh_state(params, optimizer, rng, check_loss), resume)
     rng.bit_generator.state = state["rng"]
     stats, log = SolverStats(), state["log"]
-    progress = tqdm(range(state["step"], iters), initial=state["step"], total=iters,
-                    desc=f"{experiment.name:>6}", disable=quiet)
-    for iteration in progress:
-        start = time.perf_counter()
-        batch = sample_windows(experiment, data, rng, iteration)
-        stats.reset()
-        loss, grads = loss_and_grad(state["params"], experiment, *batch, solver, stats)
-        state["params"], state["opt"] = optimizer.update(state["params"], grads, state["opt"])
-        if snapshot_every and (iteration % snapshot_every == 0 or iteration == iters - 1):
-            log["snapshots"].append(
-                [iteration, predict_trajectory(experiment, state["params"], data.times, solver)])
-        record_step(log, loss, stats, time.perf_counter() - start)
-        progress.set_postfix(loss=f"{float(loss):.4g}")
-        state["step"], state["rng"] = iteration + 1, rng.bit_generator.state
-        checkpoint.save_if_due(state, iters)
-    log["check_loss_after"] = float(window_loss(state["params"], experiment, *check_batch,
+    with checkpoint.saved_on_interrupt(lambda: state, total=iters):
+        progress = runs.progress(range(state["step"], iters), initial=state["step"],
+                                 total=iters, desc=f"{experiment.name:>6}", quiet=quiet)
+        for iteration in progress:
+            start = time.perf_counter()
+            batch = sample_windows(experiment, data, rng, iteration)
+            stats.reset()
+            loss, grads = loss_and_grad(state["params"], experiment, *batch, solver, stats)
+            new_params, new_opt = optimizer.update(state["params"], grads, state["opt"])
+            snapshot = None
+            if snapshot_every and (iteration % snapshot_every == 0 or iteration == iters - 1):
+                snapshot = [iteration,
+                            predict_trajectory(experiment, new_params, data.times, solver)]
+            # the iteration's changes to the state: all of them or, on Ctrl-C, none
+            with runs.deferred_interrupt():
+                state["params"], state["opt"] = new_params, new_opt
+                if snapshot is not None:
+                    log["snapshots"].append(snapshot)
+                record_step(log, loss, stats, time.perf_counter() - start)
+                state["step"], state["rng"] = iteration + 1, rng.bit_generator.state
+                checkpoint.save_if_due(state, iters)
+            progress.set_postfix(loss=f"{float(loss):.4g}", refresh=False)
+    log["check_loss_after"] = float(window_loss(state["params"], experiment, *checked_on,
                                                 solver))
     return state
+
+
+if NOTEBOOK:
+    checkpoint = make_checkpoint(experiment, args.out, seed=args.seed, quick=args.quick,
+                                 solver=solver)
+    state = train(experiment, data, params, rng, solver, checkpoint, iters=iters,
+                  snapshot_every=snapshot_interval(iters, not args.no_plots),
+                  resume=args.resume, quiet=args.quiet)
+    print(f"check loss {state['log']['check_loss_before']:.4g} -> "
+          f"{state['log']['check_loss_after']:.4g} after {state['step']} iterations")
 
 
 # %% [markdown]
@@ -338,59 +462,92 @@ def plot_limits(*trajectories, margin=0.25):
     return (low[0] - pad[0], high[0] + pad[0]), (low[1] - pad[1], high[1] + pad[1])
 
 
+def scatter_observations(ax, data):
+    """The observations as small, light dots coloured by time, drawn below the curves."""
+    return ax.scatter(data.observed[:, 0], data.observed[:, 1], c=data.times,
+                      s=8 if len(data.times) <= 200 else 4, alpha=0.5, linewidths=0, zorder=1,
+                      label="observations")
+
+
+def plot_true_trajectory(ax, data):
+    """The true trajectory, dashed, on top of everything else."""
+    ax.plot(data.clean[:, 0], data.clean[:, 1], "k--", lw=1, zorder=4, label="true trajectory")
+
+
 def plot_phase(name, data, learned, limits, out):
     """Observations coloured by time, the true and the learned trajectory."""
     fig, ax = plots.figure(figsize=(5.5, 5))
-    points = ax.scatter(data.observed[:, 0], data.observed[:, 1], c=data.times, s=10,
-                        label="observations")
-    ax.plot(data.clean[:, 0], data.clean[:, 1], "k--", lw=1, label="true trajectory")
-    ax.plot(learned[:, 0], learned[:, 1], color="crimson", lw=2, label="Neural ODE")
-    fig.colorbar(points, ax=ax, label="time")
-    ax.set(title=f"{name}: data and learned trajectory", xlabel="z1", ylabel="z2",
-           xlim=limits[0], ylim=limits[1])
-    ax.legend(loc="best")
+    points = scatter_observations(ax, data)
+    plot_true_trajectory(ax, data)
+    ax.plot(learned[:, 0], learned[:, 1], color="crimson", lw=2.5, alpha=0.6, zorder=3,
+            label="learned trajectory")
+    fig.colorbar(points, ax=ax, label="time of the observation")
+    ax.set(title=f"{FIELD_TITLES[name]}: data and learned trajectory", xlabel="z1",
+           ylabel="z2", xlim=limits[0], ylim=limits[1])
+    ax.legend(loc="best", markerscale=2)
     return plots.save_png(fig, out / f"{name}_phase.png")
 
 
+# light grey to black: the slowest streamlines stay visible on the white background
+SPEED_COLORS = matplotlib.colors.LinearSegmentedColormap.from_list(
+    "speed", matplotlib.colormaps["Greys"](np.linspace(0.25, 1.0, 256)))
+
+
 def plot_fields(name, data, params, learned, limits, out):
-    """Streamlines of the true and the learned field, each with its trajectory."""
+    """Streamlines of the true and the learned field, each with its trajectory, shaded by the
+    speed |f(z)| on one scale shared by both panels."""
     (true_field, true_params), model_field = TRUE_DYNAMICS[name], MODELS[name][1]
-    fig, axes = plots.figure(1, 2, figsize=(10, 4.5), sharex=True, sharey=True)
-    for ax, (title, field, field_params, path) in zip(axes, [
-            ("true field", true_field, true_params, data.clean),
-            ("learned field", model_field, params, learned)]):
-        gx, gy, u, v = field_on_grid(field, field_params, limits)
-        ax.streamplot(gx, gy, u, v, color=np.hypot(u, v), cmap="Greys", density=1.2)
-        ax.plot(path[:, 0], path[:, 1], color="crimson", lw=1.5)
-        ax.set(title=f"{name}: {title}", xlabel="z1", xlim=limits[0], ylim=limits[1])
+    panels = [("true", field_on_grid(true_field, true_params, limits), data.clean,
+               "true trajectory"),
+              (f"learned by {MODEL_TITLES[name]}", field_on_grid(model_field, params, limits),
+               learned, "learned trajectory")]
+    speeds = [np.hypot(u, v) for _, (_, _, u, v), _, _ in panels]
+    shading = matplotlib.cm.ScalarMappable(
+        matplotlib.colors.Normalize(0.0, max(speed.max() for speed in speeds)), SPEED_COLORS)
+    fig, axes = plots.figure(1, 2, figsize=(11, 4.5), sharex=True, sharey=True,
+                             layout="constrained")
+    for ax, (title, (gx, gy, u, v), path, label), speed in zip(axes, panels, speeds):
+        ax.streamplot(gx, gy, u, v, color=speed, cmap=shading.cmap, norm=shading.norm,
+                      density=1.2)
+        ax.plot(path[:, 0], path[:, 1], color="crimson", lw=1.5, label=label)
+        ax.set(title=f"{FIELD_TITLES[name]}: {title}", xlabel="z1", xlim=limits[0],
+               ylim=limits[1])
+        ax.legend(loc="upper right")
     axes[0].set_ylabel("z2")
-    return plots.save_png(fig, out / f"{name}_field.png")
+    fig.colorbar(shading, ax=axes, label="speed |f(z)|")
+    return plots.save_png(fig, out / f"{name}_field.png", tight=False)
 
 
 def plot_loss(experiment, losses, out):
-    """The per-batch training loss and its moving average."""
+    """The per-batch training loss and, over 100 iterations or more, its moving average."""
     fig, ax = plots.figure(figsize=(5.5, 3.5))
     ax.semilogy(losses, lw=0.8, alpha=0.5, label="batch loss")
-    window = max(1, len(losses) // 50)
-    ax.semilogy(np.convolve(losses, np.ones(window) / window, mode="valid"), lw=2,
-                label=f"moving average ({window})")
-    ax.set(title=f"{experiment.name}: training loss", xlabel="iteration",
-           ylabel=LOSS_LABELS[experiment.loss])
+    window = len(losses) // 50
+    if window > 1:  # an average over one iteration would hide the batch loss under it
+        ax.semilogy(np.convolve(losses, np.ones(window) / window, mode="valid"), lw=2,
+                    label=f"moving average ({window})")
+    name = experiment.name
+    ax.set(title=f"training loss of {MODEL_TITLES[name]} on the {FIELD_TITLES[name]}",
+           xlabel="iteration", ylabel=LOSS_LABELS[experiment.loss])
     ax.legend()
-    return plots.save_png(fig, out / f"{experiment.name}_loss.png")
+    return plots.save_png(fig, out / f"{name}_loss.png")
 
 
 def plot_training_gif(name, data, snapshots, limits, out):
-    """The learned trajectory at each snapshot of training, over the observations."""
-    fig, ax = plots.figure(figsize=(5, 5))
-    ax.scatter(data.observed[:, 0], data.observed[:, 1], c=data.times, s=8)
-    line, = ax.plot([], [], color="crimson", lw=2)
+    """The learned trajectory at each snapshot of training, over the data and the truth."""
+    fig, ax = plots.figure(figsize=(5.5, 5), layout="constrained")
+    points = scatter_observations(ax, data)
+    plot_true_trajectory(ax, data)
+    line, = ax.plot([], [], color="crimson", lw=2.5, alpha=0.6, zorder=3,
+                    label="learned trajectory")
+    fig.colorbar(points, ax=ax, label="time of the observation")
     ax.set(xlim=limits[0], ylim=limits[1], xlabel="z1", ylabel="z2")
+    ax.legend(loc="upper right", markerscale=2)
 
     def draw(snapshot):
         iteration, trajectory = snapshot[0], backend.to_numpy(snapshot[1])
         line.set_data(trajectory[:, 0], trajectory[:, 1])
-        ax.set_title(f"{name}: iteration {iteration + 1}")
+        ax.set_title(f"{FIELD_TITLES[name]}: learned trajectory, iteration {iteration + 1}")
 
     return plots.save_gif(fig, out / f"{name}_training.gif", draw, snapshots, fps=6)
 
@@ -403,6 +560,12 @@ def save_pictures(experiment, data, state, learned, out):
             plot_fields(name, data, state["params"], learned, limits, out),
             plot_loss(experiment, np.array(log["losses"]), out),
             plot_training_gif(name, data, log["snapshots"], limits, out)]
+
+
+if NOTEBOOK:
+    learned = predict_trajectory(experiment, state["params"], data.times, solver)
+    if not args.no_plots:
+        save_pictures(experiment, data, state, learned, args.out)
 
 
 # %% [markdown]
@@ -466,50 +629,37 @@ def results_table(results):
     return "\n".join(lines)
 
 
+if NOTEBOOK:
+    result = summarize(experiment, state, data, learned)
+    runs.write_result(args.out, experiment.name, result, options=vars(args))
+    report(result)
+
+
 # %% [markdown]
 # ## Running it
 #
-# `main` runs the cells above in order for each chosen experiment: data, model, training,
-# pictures, numbers; then the table of every experiment run so far in `--out`.
+# As a script, `main` runs the steps of the cells above for each chosen experiment (all three
+# by default): data, model, training, pictures, numbers; then it writes the table of every
+# experiment run so far in `--out`. In a notebook the cells have run them for `EXPERIMENT`.
 
 # %%
 
 
-def parse_args(argv=None):
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--experiment", choices=list(EXPERIMENTS) + ["all"], default="all")
-    parser.add_argument("--iters", type=positive_int, default=None,
-                        help=f"training iterations (default: per experiment; quick: "
-                        f"{QUICK_ITERS})")
-    parser.add_argument("--method", default="dopri5", help="an adaptive minode solver")
-    parser.add_argument("--grad", choices=["adjoint", "backprop"], default="adjoint")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_ITERS} iterations, a smoke test")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the checkpoints in --out")
-    parser.add_argument("--no-plots", action="store_true")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--out", type=Path, default=Path("results/spiral"))
-    return parser.parse_args(script_argv(argv))
-
-
-def run_experiment(experiment, args):
-    """Data, model, training, pictures and numbers of one experiment; returns its numbers."""
+def run_experiment(experiment, args, solver):
+    """Data, model, training, pictures and numbers of one experiment, with the command-line
+    options ``args`` and the solver settings ``solver``; returns its numbers."""
     rng = np.random.default_rng(args.seed)
     data = make_data(experiment, rng)
     params = MODELS[experiment.name][0](rng)
-    solver = Solver(method=args.method, grad=args.grad)
-    iters = args.iters or (QUICK_ITERS if args.quick else experiment.iters)
-    checkpoint = runs.Checkpoint(args.out / f"{experiment.name}_checkpoint.npz",
-                                 every=CHECKPOINT_EVERY)
+    iters = training_iters(experiment, args.iters, args.quick)
+    checkpoint = make_checkpoint(experiment, args.out, seed=args.seed, quick=args.quick,
+                                 solver=solver)
     state = train(experiment, data, params, rng, solver, checkpoint, iters=iters,
-                  snapshot_every=None if args.no_plots else max(1, iters // 30),
+                  snapshot_every=snapshot_interval(iters, not args.no_plots),
                   resume=args.resume, quiet=args.quiet)
     learned = predict_trajectory(experiment, state["params"], data.times, solver)
     result = summarize(experiment, state, data, learned)
-    runs.write_result(args.out, experiment.name, result)
+    runs.write_result(args.out, experiment.name, result, options=vars(args))
     if not args.no_plots:
         result["files"] = save_pictures(experiment, data, state, learned, args.out)
     return result
@@ -517,12 +667,15 @@ def run_experiment(experiment, args):
 
 def main(argv=None):
     """Run the chosen experiments; returns their numbers (used by the tests)."""
-    args = parse_args(argv)
+    parser = build_parser()
+    args = cli.parse_tutorial_args(parser, argv, "spiral")
+    solver = cli.solver_settings(parser, args)
     args.out.mkdir(parents=True, exist_ok=True)
+    runs.announce(args.out, args.quick)
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     results = []
     for name in names:
-        results.append(run_experiment(EXPERIMENTS[name], args))
+        results.append(run_experiment(EXPERIMENTS[name], args, solver))
         report(results[-1])
     # the result files, this run's and those earlier commands left in --out
     table = results_table(runs.collect_results(args.out, EXPERIMENTS, {}))
@@ -532,5 +685,5 @@ def main(argv=None):
     return results
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__" and not NOTEBOOK:
+    runs.run_script(main)
