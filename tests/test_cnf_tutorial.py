@@ -7,7 +7,7 @@ import math
 import numpy
 import pytest
 from numpy.testing import assert_allclose
-from scripts import load_script
+from scripts import interrupted_at_call, load_script, stopped_by_ctrl_c
 
 from minode import runs, tree
 
@@ -101,20 +101,7 @@ def test_a_resume_with_another_seed_is_refused(tutorial, quick_run):
 
 def test_ctrl_c_saves_the_last_completed_step_and_says_how_to_resume(tutorial, tmp_path,
                                                                      monkeypatch, capsys):
-    calls = []
-    loss_and_grad = tutorial.loss_and_grad
-
-    def interrupted_at_the_third_call(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return loss_and_grad(*args)
-
-    monkeypatch.setattr(tutorial, "loss_and_grad", interrupted_at_the_third_call)
-    with pytest.raises(SystemExit) as stop:
-        runs.run_script(lambda: tutorial.main(["--quick", "--quiet", "--targets", "U1",
-                                               "--datasets", "--out", str(tmp_path)]))
-    assert stop.value.code == 130
-    lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and "--resume" in lines[0]
+    monkeypatch.setattr(tutorial, "loss_and_grad", interrupted_at_call(tutorial.loss_and_grad, 3))
+    stopped_by_ctrl_c(tutorial.main, ["--quick", "--quiet", "--targets", "U1", "--datasets",
+                                      "--out", str(tmp_path)], capsys)
     assert runs.Checkpoint(tmp_path / "U1-nf-2_checkpoint.npz").load()["step"] == 2

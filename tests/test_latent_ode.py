@@ -8,7 +8,7 @@ import math
 
 import numpy
 import pytest
-from scripts import load_script
+from scripts import interrupted_at_call, load_script, stopped_by_ctrl_c
 
 from minode import backend, runs
 from minode.gradcheck import check_grads
@@ -237,21 +237,9 @@ def test_a_resume_with_another_seed_is_refused_naming_it(tutorial, quick_run):
 
 def test_ctrl_c_keeps_the_last_completed_step_and_says_how_to_resume(tutorial, tmp_path,
                                                                      monkeypatch, capsys):
-    draw = tutorial.training_batch
-
-    def interrupted_at_the_third_batch(data, config, rng, calls=[]):
-        calls.append(None)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return draw(data, config, rng)
-
-    monkeypatch.setattr(tutorial, "training_batch", interrupted_at_the_third_batch)
-    with pytest.raises(SystemExit) as stop:
-        runs.run_script(lambda: tutorial.main(["--quick", "--quiet", "--no-plots", "--out",
-                                               str(tmp_path)]))
-    assert stop.value.code == 130
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--resume" in err[0], err
+    monkeypatch.setattr(tutorial, "training_batch", interrupted_at_call(tutorial.training_batch, 3))
+    stopped_by_ctrl_c(tutorial.main, ["--quick", "--quiet", "--no-plots", "--out", str(tmp_path)],
+                      capsys)
     # the latent ODE trains first: steps 0 and 1 completed, step 2 interrupted
     assert runs.Checkpoint(tmp_path / "latent_ode_checkpoint.npz").load()["step"] == 2
 

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from scripts import load_script
+from scripts import interrupted_at_call, load_script, stopped_by_ctrl_c
 
 from minode import backend, nn, runs, tree
 from minode.gradcheck import numerical_grad
@@ -46,22 +46,11 @@ def test_a_resume_with_another_seed_is_refused_naming_the_seed(quick_run):
 
 def test_ctrl_c_saves_the_last_completed_epoch_and_says_how_to_resume(tmp_path, monkeypatch,
                                                                      capsys):
-    calls = []
     loss_and_grad = tutorial.loss_and_grad
-
-    def interrupted_at_the_sixth_batch(*args):
-        calls.append(1)
-        if len(calls) == 6:  # the second batch of the second epoch (4 batches an epoch)
-            raise KeyboardInterrupt
-        return loss_and_grad(*args)
-
-    monkeypatch.setattr(tutorial, "loss_and_grad", interrupted_at_the_sixth_batch)
+    # the sixth batch: the second of the second epoch (4 batches an epoch)
+    monkeypatch.setattr(tutorial, "loss_and_grad", interrupted_at_call(loss_and_grad, 6))
     options = ["--quick", "--quiet", "--model", "mlp", "--no-plots", "--no-memory", "--out"]
-    with pytest.raises(SystemExit) as stopped:
-        runs.run_script(lambda: tutorial.main(options + [str(tmp_path)]))
-    assert stopped.value.code == 130
-    stderr = capsys.readouterr().err.strip().splitlines()
-    assert len(stderr) == 1 and "--resume" in stderr[0]
+    stopped_by_ctrl_c(tutorial.main, options + [str(tmp_path)], capsys)
     state = runs.Checkpoint(tmp_path / "mlp_checkpoint.npz").load()
     assert state["step"] == 1 and len(state["log"]["history"]) == 1
     # the checkpoint holds the end of epoch 1, not a batch into epoch 2: resumed, the run

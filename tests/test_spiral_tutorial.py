@@ -3,7 +3,7 @@ written, the solver options reach odeint, an interrupted run resumes to the numb
 uninterrupted one, Ctrl-C says how to resume, and a resume with other options is refused."""
 import numpy
 import pytest
-from scripts import load_script
+from scripts import interrupted_at_call, load_script, stopped_by_ctrl_c
 
 from minode import runs
 
@@ -116,21 +116,9 @@ def test_an_interrupted_and_resumed_run_repeats_the_uninterrupted_one(spiral, tm
 
 def test_ctrl_c_saves_the_last_completed_iteration_and_prints_how_to_resume(spiral, tmp_path,
                                                                            monkeypatch, capsys):
-    loss_and_grad, calls = spiral.loss_and_grad, []
-
-    def interrupted_at_the_third_call(*arguments):
-        calls.append(arguments)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return loss_and_grad(*arguments)
-
-    monkeypatch.setattr(spiral, "loss_and_grad", interrupted_at_the_third_call)
-    with pytest.raises(SystemExit) as stop:
-        runs.run_script(lambda: spiral.main(["--experiment", "linear", "--quick", "--quiet",
-                                             "--no-plots", "--out", str(tmp_path)]))
-    assert stop.value.code == 130
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "--resume" in lines[0], lines
+    monkeypatch.setattr(spiral, "loss_and_grad", interrupted_at_call(spiral.loss_and_grad, 3))
+    stopped_by_ctrl_c(spiral.main, ["--experiment", "linear", "--quick", "--quiet", "--no-plots",
+                                    "--out", str(tmp_path)], capsys)
     assert runs.Checkpoint(tmp_path / "linear_checkpoint.npz").load()["step"] == 2
 
 

@@ -8,7 +8,7 @@ import math
 
 import numpy
 import pytest
-from scripts import load_script
+from scripts import interrupted_at_call, load_script, stopped_by_ctrl_c
 
 from minode import runs
 
@@ -109,18 +109,6 @@ def test_a_resume_with_another_seed_is_refused_naming_it(tutorial, quick_run):
 
 def test_ctrl_c_saves_the_last_completed_iteration_and_says_how_to_resume(
         tutorial, tmp_path, monkeypatch, capsys):
-    real_loss_and_grad, calls = tutorial.loss_and_grad, []
-
-    def interrupted_at_the_third_call(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_loss_and_grad(*args, **kwargs)
-
-    monkeypatch.setattr(tutorial, "loss_and_grad", interrupted_at_the_third_call)
-    with pytest.raises(SystemExit) as exit_:
-        runs.run_script(lambda: tutorial.main(["--quick", "--quiet", "--out", str(tmp_path)]))
-    assert exit_.value.code == 130
-    stderr = capsys.readouterr().err.strip().splitlines()
-    assert len(stderr) == 1 and "--resume" in stderr[0]
+    monkeypatch.setattr(tutorial, "loss_and_grad", interrupted_at_call(tutorial.loss_and_grad, 3))
+    stopped_by_ctrl_c(tutorial.main, ["--quick", "--quiet", "--out", str(tmp_path)], capsys)
     assert runs.Checkpoint(tmp_path / "checkpoint.npz").load()["step"] == 2
