@@ -49,7 +49,6 @@ import numpy as np
 
 from minode import SolverStats, backend, cli, nn, odeint, ops, optim, plots, runs
 from minode.files import write_text_atomically
-from minode.tree import tree_leaves
 
 # %% [markdown]
 # ## Config
@@ -296,7 +295,7 @@ def predict_trajectory(experiment, params, times, solver):
 if NOTEBOOK:
     params = MODELS[experiment.name][0](rng)
     print(f"{MODEL_TITLES[experiment.name]}: "
-          f"{sum(leaf.size for leaf in tree_leaves(params))} parameters")
+          f"{nn.count_params(params)} parameters")
 
 
 # %% [markdown]
