@@ -87,7 +87,6 @@ import numpy as np
 from minode import backend, cli, nn, odeint, ops, optim, plots, runs
 from minode import spirals as spiral_data
 from minode.files import write_text_atomically
-from minode.tree import tree_leaves
 
 # %% [markdown]
 # ## Config
@@ -433,14 +432,9 @@ def init_models(seed):
     return {"latent_ode": init_latent_ode(rng), "rnn": init_rnn(rng)}
 
 
-def parameter_count(params):
-    """The number of scalars in a pytree of arrays."""
-    return sum(leaf.size for leaf in tree_leaves(params))
-
-
 if NOTEBOOK:
     models = init_models(args.seed)
-    print({name: f"{parameter_count(params)} parameters" for name, params in models.items()})
+    print({name: f"{nn.count_params(params)} parameters" for name, params in models.items()})
 
 # %% [markdown]
 # ## Loss
