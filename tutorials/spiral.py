@@ -12,7 +12,7 @@ odeint(f_theta, z(t_0), t) reproduces the observations; the gradient of the loss
 adjoint method (the paper's Algorithm 1) or from backprop through the solver. The paper has no
 table for this toy problem; the third experiment is torchdiffeq's ``examples/ode_demo.py`` task.
 
-Run ``python tutorials/spiral.py`` (all three experiments: about 3 minutes on one CPU core) and
+Run ``python tutorials/spiral.py`` (all three experiments: 2.5 minutes of CPU time on one core) and
 look at the PNGs and GIFs in ``results/spiral/`` (relative to the current directory).
 ``--experiment NAME`` runs one of them; ``--method``, ``--rtol``, ``--atol``, ``--step-size`` and
 ``--grad`` choose the solver; ``--quick`` does 20 iterations per experiment (a smoke test of
