@@ -27,8 +27,9 @@ Radau and BDF with the interpolating adjoint (z read off the forward solve) agre
 backprop through rodas4, which is the fastest of them and the one we train with.
 
 Run ``python tutorials/stiff.py`` (5.1 minutes of CPU time on one core of a 2-core machine)
-and look at the PNGs and ``table.md`` in ``results/stiff/`` (relative to the current directory). ``--quick`` is a smoke test of seconds whose numbers mean nothing; it writes
-to ``results/quick/stiff/``. ``--resume`` continues from the checkpoint in ``--out``; Ctrl-C
+and look at the PNGs and ``table.md`` in ``results/stiff/`` (relative to the current directory).
+``--quick`` is a smoke test of seconds whose numbers mean nothing; it writes to
+``results/quick/stiff/``. ``--resume`` continues from the checkpoint in ``--out``; Ctrl-C
 saves the last completed iteration there and prints the command that resumes.
 
 The file is also a notebook: open it with the Jupytext extension of Jupyter or VS Code, or
