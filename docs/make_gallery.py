@@ -16,7 +16,7 @@ WIDTH = 640  # pixels: small enough for the README, large enough to read the lab
 
 # (tutorial output folder, file) for every figure in the gallery
 FIGURES = [
-    ("spiral", "cubic_phase.png"), ("spiral", "cubic_field.png"),
+    ("spiral", "linear_phase.png"), ("spiral", "cubic_phase.png"), ("spiral", "mlp_field.png"),
     ("mnist_odenet", "figure3a_nfe_vs_error.png"),
     ("mnist_odenet", "figure3c_backward_vs_forward_nfe.png"),
     ("mnist_odenet", "figure3d_nfe_vs_epoch.png"),

@@ -13,8 +13,8 @@ whose output is h(1) = ODESolve(h(0), f, 0, 1, theta) (eq. (1)-(3)); the solver 
 evaluations of f it needs, and the adjoint method (Algorithm 1) trains it with memory that does
 not grow with that number.
 
-Run ``python tutorials/mnist_odenet.py`` (the ODE-Net for 10 epochs: about 15 minutes on a
-2-core machine, 13.4 of them training; ``--model all`` trains every model) on the
+Run ``python tutorials/mnist_odenet.py`` (the ODE-Net for 10 epochs: 14.4 minutes of CPU
+time on one core, 13 of them training; ``--model all`` trains every model) on the
 8,000 / 2,000 MNIST digits bundled with minode (``--full`` downloads all 70,000). It writes to
 ``results/mnist_odenet/`` (``--quick``: ``results/quick/mnist_odenet/``), relative to the
 current directory (from a notebook, to the notebook's folder: ``tutorials/results/...``): a
