@@ -11,7 +11,7 @@ training step costs about 1.3x one by backprop through the solver here (``--grad
 0.32 s against 0.24 s of CPU time per step, measured over 100 steps), within the 2x for which
 this tutorial keeps the adjoint.
 
-Run ``python tutorials/latent_ode.py`` (about 14 minutes of CPU time, on one core) and look at
+Run ``python tutorials/latent_ode.py`` (10 minutes of CPU time on one core) and look at
 ``results/latent_ode/`` (relative to the current directory): ``table2.md`` (Table 2 next to the
 paper's), ``reconstructions.png`` (Fig. 8), ``homotopy.png`` (Fig. 9), ``losses.png``.
 ``--quick`` is a smoke test of seconds whose numbers mean nothing, written to
