@@ -177,9 +177,11 @@ def deferred_interrupt():
     """Ctrl-C inside the block takes effect when the block ends, so that the statements in it
     (one training step's update of its state) run all or not at all.
 
-    Only the main thread receives signals; elsewhere the block runs as it is.
+    Only the main thread receives signals, and a process started with Ctrl-C ignored (a
+    background job of a shell script) keeps ignoring it: there the block runs as it is.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield
         return
     received = []

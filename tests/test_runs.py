@@ -114,13 +114,29 @@ def test_ctrl_c_saves_the_last_completed_step_and_says_how_to_continue(tmp_path,
 
 
 def test_ctrl_c_inside_a_deferred_block_takes_effect_at_its_end():
-    done = []
-    with pytest.raises(KeyboardInterrupt):
+    # Python's own handler, as in an interactive process, whatever this one inherited (a
+    # background job starts with Ctrl-C ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        done = []
+        with pytest.raises(KeyboardInterrupt):
+            with runs.deferred_interrupt():
+                signal.raise_signal(signal.SIGINT)
+                done.append("the rest of the block")
+        assert done == ["the rest of the block"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_process_that_ignores_ctrl_c_keeps_ignoring_it_in_a_deferred_block():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
         with runs.deferred_interrupt():
             signal.raise_signal(signal.SIGINT)
-            done.append("the rest of the block")
-    assert done == ["the rest of the block"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_run_script_turns_an_interrupt_into_one_line_and_status_130(capsys, tmp_path):

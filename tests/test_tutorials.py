@@ -117,7 +117,9 @@ def test_ctrl_c_stops_a_script_with_one_line_and_a_checkpoint_to_resume(tmp_path
     checkpoint = tmp_path / "linear_checkpoint.npz"
     process = subprocess.Popen(
         [sys.executable, str(PROJECT / "tutorials/spiral.py"), "--experiment", "linear",
-         "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C as in a terminal, also when the tests run as a background job (which ignores it)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
