@@ -81,14 +81,17 @@ class Checkpoint:
     def load(self):
         """The saved state, as `save` wrote it (arrays on the active backend), without its
         configuration (see `saved_config`)."""
-        state = load_params(self.path)
-        state.pop(_CONFIG_KEY, None)
-        return state
+        return self._load_with_config()[0]
 
     def saved_config(self):
         """The configuration saved with the checkpoint; None for a file saved without one."""
-        text = load_params(self.path).get(_CONFIG_KEY)
-        return None if text is None else json.loads(text)
+        return self._load_with_config()[1]
+
+    def _load_with_config(self):
+        """``(state, config)`` from one read of the file; config None when it has none."""
+        state = load_params(self.path)
+        text = state.pop(_CONFIG_KEY, None)
+        return state, None if text is None else json.loads(text)
 
     def load_or(self, fresh_state, resume):
         """The state to train from: the saved one when ``resume`` and the file exists, else
@@ -100,13 +103,13 @@ class Checkpoint:
         """
         if not (resume and self.exists()):
             return fresh_state
-        self._check_config()
-        state = self.load()
+        state, saved_config = self._load_with_config()
+        self._check_config(saved_config)
         check_same_tree(_without_log(state), _without_log(fresh_state), where="checkpoint")
         return state
 
-    def _check_config(self):
-        saved = self.saved_config()
+    def _check_config(self, saved):
+        """Refuse a saved configuration ``saved`` (None: none saved) other than this run's."""
         if saved is None:
             raise ValueError(f"--resume: the checkpoint {self.path} records no configuration, so "
                              "it cannot be checked against this run's; start afresh without "
@@ -167,7 +170,8 @@ class TrainingInterrupted(Exception):
 
 
 def _resume_command():
-    """This process's command line with ``--resume``."""
+    """This process's command line with ``--resume`` (without `command_line`'s thread settings:
+    they shape timings, not what a resumed run computes)."""
     argv = sys.argv if "--resume" in sys.argv else sys.argv + ["--resume"]
     return "python " + " ".join(argv)
 
