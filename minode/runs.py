@@ -48,7 +48,7 @@ from minode.files import write_text_atomically
 from minode.tree import check_same_tree, load_params, save_params
 
 __all__ = ["Checkpoint", "TrainingInterrupted", "deferred_interrupt", "run_script", "progress",
-           "announce", "command_line", "write_result", "read_result", "result_path",
+           "prepare_out_dir", "command_line", "write_result", "read_result", "result_path",
            "collect_results"]
 
 _CONFIG_KEY = "run_config"  # the checkpoint's entry holding the configuration, as JSON text
@@ -220,8 +220,10 @@ def progress(iterable=None, *, quiet=False, **tqdm_options):
     return tqdm(iterable, disable=quiet, mininterval=_REDRAW_SECONDS[where], **tqdm_options)
 
 
-def announce(out_dir, quick):
-    """Print where the results go (and, for a quick run, that its numbers mean nothing)."""
+def prepare_out_dir(out_dir, quick):
+    """Create the results folder ``out_dir`` (and its parents) and print where it is, and, for a
+    quick run, that its numbers mean nothing."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     if quick:
         print("QUICK RUN: a smoke test of the code; its numbers mean nothing")
     print(f"results go to {Path(out_dir).resolve()}")

@@ -199,8 +199,7 @@ def chosen_tasks(config, targets, names):
 if NOTEBOOK:
     args = parse_args(cli.notebook_argv(QUICK, RESUME, "--targets", TARGET,
                                         "--datasets", DATASET))
-    runs.announce(args.out, args.quick)
-    args.out.mkdir(parents=True, exist_ok=True)
+    runs.prepare_out_dir(args.out, args.quick)
     config = chosen_config(args)
     tasks = chosen_tasks(config, args.targets, args.datasets)
     print("models:", ", ".join(task.name for task in tasks))
@@ -820,9 +819,8 @@ if NOTEBOOK:
 def main(argv=None):
     """Run the chosen parts; returns ``{task name: result}`` of this run."""
     args = parse_args(argv)
-    runs.announce(args.out, args.quick)
+    runs.prepare_out_dir(args.out, args.quick)
     config = chosen_config(args)
-    args.out.mkdir(parents=True, exist_ok=True)
     tasks = chosen_tasks(config, args.targets, args.datasets)
     trained = train_all(tasks, config, args.out, args.seed, args.resume, args.quiet)
     results = evaluate_all(tasks, trained, config, args.out, vars(args))

@@ -188,8 +188,7 @@ def start(argv=None):
     """``(args, config, solver)`` of a run: says where its results go and makes that folder."""
     args = parse_args(argv)
     solver = cli.solver_settings(build_parser(), args)
-    runs.announce(args.out, args.quick)
-    args.out.mkdir(parents=True, exist_ok=True)
+    runs.prepare_out_dir(args.out, args.quick)
     return args, make_config(args), solver
 
 

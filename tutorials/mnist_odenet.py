@@ -167,8 +167,7 @@ def chosen_models(args):
 if NOTEBOOK:
     args = parse_args(cli.notebook_argv(QUICK, RESUME, "--model", MODEL))
     config = args.config
-    args.out.mkdir(parents=True, exist_ok=True)
-    runs.announce(args.out, args.quick)
+    runs.prepare_out_dir(args.out, args.quick)
 
 # %% [markdown]
 # ## Data
@@ -768,8 +767,7 @@ def main(argv=None):
     """Train, plot, measure and tabulate; returns {"results", "memory", "sweep", "files"}."""
     args = parse_args(argv)
     config = args.config
-    runs.announce(args.out, args.quick)
-    args.out.mkdir(parents=True, exist_ok=True)
+    runs.prepare_out_dir(args.out, args.quick)
     data = load_data(config, full=args.full)
     files = [] if args.no_plots else [plot_digits(data[0], data[1], args.out)]
     options = recorded_options(args)

@@ -144,8 +144,7 @@ if NOTEBOOK:
     args = parse_args(cli.notebook_argv(QUICK, RESUME, "--experiment", EXPERIMENT))
     experiment, solver = EXPERIMENTS[EXPERIMENT], cli.solver_settings(build_parser(), args)
     iters = training_iters(experiment, args.iters, args.quick)
-    args.out.mkdir(parents=True, exist_ok=True)
-    runs.announce(args.out, args.quick)
+    runs.prepare_out_dir(args.out, args.quick)
     rng = np.random.default_rng(args.seed)
 
 # %% [markdown]
@@ -669,8 +668,7 @@ def main(argv=None):
     parser = build_parser()
     args = cli.parse_tutorial_args(parser, argv, "spiral")
     solver = cli.solver_settings(parser, args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    runs.announce(args.out, args.quick)
+    runs.prepare_out_dir(args.out, args.quick)
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     results = []
     for name in names:

@@ -152,9 +152,8 @@ def checkpoint_config(config, solver, seed, quick):
 
 if NOTEBOOK:
     args = parse_args(cli.notebook_argv(QUICK, RESUME))
-    runs.announce(args.out, args.quick)
+    runs.prepare_out_dir(args.out, args.quick)
     config = config_for(args)
-    args.out.mkdir(parents=True, exist_ok=True)
 
 # %% [markdown]
 # ## Data
@@ -691,8 +690,7 @@ if NOTEBOOK:
 def main(argv=None):
     """Run the tutorial; returns its numbers (used by the tests)."""
     args = parse_args(argv)
-    runs.announce(args.out, args.quick)
-    args.out.mkdir(parents=True, exist_ok=True)
+    runs.prepare_out_dir(args.out, args.quick)
     config = config_for(args)
     data = make_data(config, np.random.default_rng(args.seed))
     state = train(data, config, SOLVER,
