@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 from minode.checks import check_nonnegative, check_positive, check_positive_int
+from minode.odeint import odeint
+from minode.solve import solve_settings
 
 __all__ = ["positive_int", "nonnegative_int", "positive_float", "script_argv", "in_notebook",
            "notebook_cells_run", "notebook_argv", "tutorial_parser", "add_run_options",
@@ -151,9 +153,6 @@ def solver_settings(parser, args):
     The combination is checked as `odeint` checks it; a refused one ends the program with
     argparse's usage message (e.g. ``--method rk4`` without ``--step-size``).
     """
-    # imported here: minode.solve imports the solvers, which a parser alone does not need
-    from minode.odeint import odeint
-    from minode.solve import solve_settings
     settings = {"method": args.method, "rtol": args.rtol, "atol": args.atol, "grad": args.grad}
     if args.step_size is not None:
         settings["step_size"] = args.step_size
@@ -161,7 +160,7 @@ def solver_settings(parser, args):
                 in inspect.signature(odeint).parameters.items()
                 if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
     try:
-        solve_settings(**{**defaults, **settings, "step_size": args.step_size})
+        solve_settings(**{**defaults, **settings})
     except ValueError as error:
         parser.error(f"--method {args.method}: {error} (options --step-size, --rtol, --atol)")
     return settings
