@@ -72,6 +72,9 @@ class Checkpoint:
         check_positive_int("every", every)
         self.path = Path(path)
         self.every = every
+        if config is not None and not isinstance(config, dict):
+            raise TypeError(f"config must be a dict of the options that shape the training "
+                            f"(e.g. {{'seed': 0}}), got {type(config).__name__}")
         self.config = _as_json(config or {})
 
     def exists(self):

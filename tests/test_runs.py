@@ -165,3 +165,8 @@ def test_in_a_notebook_results_record_the_notebook_and_its_options(tmp_path, mon
     saved = runs.read_result(tmp_path, "x")
     assert saved["command"].startswith("Jupyter notebook in ")
     assert saved["options"] == {"quick": True, "out": str(tmp_path)}
+
+
+def test_a_configuration_that_is_not_a_dict_is_refused(tmp_path):
+    with pytest.raises(TypeError, match="config must be a dict .* got list"):
+        runs.Checkpoint(tmp_path / "run.npz", config=["seed", 0])
