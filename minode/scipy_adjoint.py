@@ -62,7 +62,7 @@ from autograd.tracer import isbox
 from minode.adjoint import AugmentedState, augmented_dynamics
 from minode.dynamics import time_as_array, vector_field
 from minode.integrate import SolverError, host_times
-from minode.scipy_bridge import SCIPY_CANNOT, solve_with_scipy_densely
+from minode.scipy_bridge import SCIPY_CANNOT, check_lsoda_fits, solve_with_scipy_densely
 from minode.stats import SolverStats
 from minode.tracing import vjp_per_argument
 
@@ -219,7 +219,11 @@ def _solve_interval(rates, jac, n, adjoints, t_start, t_end, first_step, options
     """The adjoints at ``t_end`` from ``adjoints`` at ``t_start``, stepped by SciPy's solver
     object (a of size ``n`` first); returns them with the step to start the next interval
     with."""
-    band = {"lband": max(n - 1, 0), "uband": max(n - 1, 0)} if options.method == "LSODA" else {}
+    band = {}
+    if options.method == "LSODA":
+        band = {"lband": max(n - 1, 0), "uband": max(n - 1, 0)}
+        check_lsoda_fits(adjoints.size, band["lband"],
+                         "the adjoint's backward state [a, a_theta, a_t]")
     solver = _SOLVERS[options.method](
         rates, t_start, adjoints, t_end, rtol=options.rtol, atol=options.atol,
         first_step=None if first_step is None else min(first_step, abs(t_end - t_start)),

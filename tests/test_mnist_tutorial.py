@@ -167,3 +167,19 @@ def test_odenet_gradient_of_one_batch_matches_finite_differences():
         start, eps=1e-7)
     np.testing.assert_allclose(picked_grad("backprop"), numeric, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(picked_grad("adjoint"), numeric, rtol=5e-3, atol=1e-6)
+
+
+def test_figure3_sweep_by_scipy_lsoda_writes_its_own_files_without_a_seminorm(quick_run):
+    _, out = quick_run("mnist_odenet")
+    outcome = tutorial.main(["--quick", "--quiet", "--out", str(out), "--skip-training",
+                             "--no-memory", "--sweep-method", "scipy:LSODA", "--sweep-digits", "2"])
+    sweep = outcome["sweep"]
+    assert all(r["nfe_forward"] > 0 and r["nfe_backward"] > 0 for r in sweep)
+    assert all(r["nfe_backward_seminorm"] is None for r in sweep)
+    names = {path.name for path in outcome["files"]}
+    assert {"figure3c_backward_vs_forward_nfe_scipy-LSODA.png",
+            "figure3_nfe_scipy-LSODA.md"} <= names
+    text = (out / "figure3_nfe_scipy-LSODA.md").read_text()
+    assert "scipy:LSODA" in text and "seminorm" not in text
+    # the training solver's sweep keeps its files
+    assert (out / "figure3c_backward_vs_forward_nfe.png").exists()

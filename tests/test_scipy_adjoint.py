@@ -21,7 +21,7 @@ import scipy.linalg
 from autograd import grad
 
 import minode
-from minode import ops
+from minode import ops, scipy_bridge
 from minode.adjoint import AugmentedState
 from minode.gradcheck import numerical_grad, relative_error
 from minode.scipy_adjoint import ScipyAdjointProblem, adjoint_jacobian, adjoint_rates, \
@@ -291,3 +291,26 @@ def test_adjoint_method_chooses_another_scipy_method_for_the_backward_solve():
                                                compute_expm=False)
     assert relative_error(gradient, expected) < ACCURACY_BOUND
     assert stats.backward.factorisations == stats.backward.jacobians  # LSODA factorises once per Jacobian
+
+
+@pytest.mark.parametrize("n, band", [(7, None), (7, 6), (40, 2)])
+def test_the_lsoda_work_array_estimate_is_what_scipy_allocates(n, band):
+    jac = {} if band is None else {"jac": lambda t, y: numpy.zeros((2 * band + 1, n)),
+                                   "lband": band, "uband": band}
+    solver = scipy.integrate.LSODA(lambda t, y: -y, 0.0, numpy.ones(n), 1.0, **jac)
+    rwork = solver._lsoda_solver._integrator.rwork
+    assert scipy_bridge.lsoda_work_bytes(n, band) == rwork.nbytes
+
+
+def test_an_lsoda_solve_larger_than_memory_is_refused_naming_the_state(monkeypatch):
+    # LSODA's work arrays here: 416 bytes forward (n = 2), 800 backward (n = 6, band 1)
+    monkeypatch.setattr(scipy_bridge, "_physical_memory_bytes", lambda: 500)
+    times = numpy.array([0.0, 0.5])
+    with pytest.raises(ValueError, match=r"^method 'scipy:LSODA' cannot solve the adjoint's "
+                                         r"backward state \[a, a_theta, a_t\] \(6 entries\)"):
+        grad(lambda m: ops.sum(minode.odeint(linear, Y0, times, m, method="scipy:LSODA")))(
+            STIFF_A)
+    monkeypatch.setattr(scipy_bridge, "_physical_memory_bytes", lambda: 300)
+    with pytest.raises(ValueError, match=r"^method 'scipy:LSODA' cannot solve y0 \(2 entries\) "
+                                         r"here: .* 0\.0 GiB for this state.*fewer samples"):
+        minode.odeint(linear, Y0, times, STIFF_A, method="scipy:LSODA")
