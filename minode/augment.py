@@ -1,9 +1,9 @@
-"""Augmented Neural ODEs (Dupont, Doucet & Teh 2019, sec. 4): solve in R^(d+p), start at [x, 0].
+"""Augmented Neural ODEs (Dupont, Doucet & Teh 2019): solve in R^(d+p), starting at [x, 0].
 
-The flow of an ODE in R^d is a homeomorphism, so its trajectories cannot cross (the paper's
-sec. 3): a Neural ODE cannot map x to -x in one dimension (Proposition 1), nor pull a disc out
-of the annulus around it (Proposition 2). An augmented Neural ODE appends p dimensions to the
-state, all starting at zero, and solves
+The flow of an ODE in R^d is a homeomorphism, so its trajectories cannot cross: a Neural ODE
+cannot map x to -x in one dimension (the paper's g_1d), nor pull a disc out of the annulus
+around it (its concentric spheres g). An augmented Neural ODE (ANODE) appends p dimensions to
+the state, all starting at zero, and solves
 
     d/dt [h(t), a(t)] = f([h(t), a(t)], t, theta),    [h(0), a(0)] = [x, 0],
 
@@ -55,7 +55,7 @@ def _check_axis(axis, ndim):
 
 
 def zero_pad(y0, p, axis=-1):
-    """``y0`` with ``p`` zeros appended along ``axis``: [x, 0] of the paper's sec. 4.
+    """``y0`` with ``p`` zeros appended along ``axis``: the ANODE's initial state [x, 0].
 
     ``y0`` of shape (..., d, ...) gives (..., d + p, ...) of its dtype, differentiably in
     ``y0``; ``p = 0`` returns ``y0`` itself. ``axis`` defaults to the last (the features of a
