@@ -644,11 +644,11 @@ def plot_flip(flips, out):
               (axes[2], anode, "ANODE, p = 1: h(t), the data part, crosses"))
     for ax, found, title in panels:
         for start, path in zip(found["starts"], found["paths"].transpose(1, 0, 2)):
-            ax.plot(found["times"], path[:, 0], color=plt_color(start), lw=1)
+            ax.plot(found["times"], path[:, 0], color=start_color(start), lw=1)
         ax.set(title=title, xlabel="t", ylabel="h(t)")
     for start, path in zip(anode["starts"], anode["paths"].transpose(1, 0, 2)):
-        axes[3].plot(path[:, 0], path[:, 1], color=plt_color(start), lw=1)
-        axes[3].plot(path[-1, 0], path[-1, 1], "o", color=plt_color(start), ms=3)
+        axes[3].plot(path[:, 0], path[:, 1], color=start_color(start), lw=1)
+        axes[3].plot(path[-1, 0], path[-1, 1], "o", color=start_color(start), ms=3)
     axes[3].set(title="ANODE, p = 1: (h, a)(t), which never cross", xlabel="h",
                 ylabel="a (augmented)")
     for found, color in ((node, MODEL_COLORS[0]), (anode, MODEL_COLORS[1])):
@@ -661,7 +661,7 @@ def plot_flip(flips, out):
     return plots.save_png(fig, out / "flip_1d.png")
 
 
-def plt_color(start):
+def start_color(start):
     """A colour per starting point x in [-1.5, 1.5]: blue for negative, red for positive."""
     return plots.pyplot().get_cmap("coolwarm")((start + 1.5) / 3.0)
 
