@@ -26,7 +26,7 @@ both limits (`minode.augment`). We reproduce
   trajectories and final features; the paper's qualitative claims (it gives figures, no
   table) next to our numbers.
 
-Run ``python tutorials/augmented.py`` (5 minutes of CPU time on one core of a 2-core machine)
+Run ``python tutorials/augmented.py`` (9.3 minutes of CPU time on one core of a 2-core machine)
 and look at the PNGs and ``table.md`` in ``results/augmented/`` (relative to the current
 directory). ``--quick`` is a smoke test of seconds whose numbers mean nothing; it writes to
 ``results/quick/augmented/``. ``--resume`` continues from the checkpoints in ``--out``; Ctrl-C
