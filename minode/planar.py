@@ -43,27 +43,18 @@ def init_planar_cnf(rng, dim=2, units=32, hidden=32, dtype="float64"):
     return {"hyper": nn.init_mlp(rng, [1, hidden, hidden, units * (2 * dim + 2)], dtype)}
 
 
-def _units(params, t, dim):
-    """The parameters of every unit at time ``t``: w, u (M, D), b and sigma_n / M (M,).
+def _field_and_trace(z, t, params):
+    """[dz/dt, tr(df/dz)] (B, D + 1) of the planar CNF at time ``t``.
 
-    The hypernetwork maps t (as a vector of one entry) to one vector, cut into its pieces by
-    `minode.ops.window`, one primitive per piece: this runs at every evaluation of the field.
+    The hypernetwork maps t (as a vector of one entry) to the vector of every unit's w, u, b
+    and gate logit; `minode.ops.planar_hidden` and `minode.ops.planar_field_and_trace` compute
+    the field and its trace from it in two traced primitives, where one primitive per
+    operation would be 17 (this runs at every evaluation of the field).
     """
-    out = nn.mlp(params["hyper"], ops.reshape(t, (1,)))
-    m = out.shape[0] // (2 * dim + 2)
-    w = ops.window(out, 0, (m, dim))
-    u = ops.window(out, m * dim, (m, dim))
-    b = ops.window(out, 2 * m * dim, (m,))
-    gate = ops.sigmoid(ops.window(out, 2 * m * dim + m, (m,)))   # one per unit
-    return w, u, b, gate / m
-
-
-def _planar_terms(z, t, params):
-    """dz/dt of the planar CNF and the pieces its trace is made of."""
-    w, u, b, weight = _units(params, t, z.shape[1])
-    h = ops.tanh(ops.linear(z, w, b))                                     # (B, M)
-    dz_dt = (h * weight) @ u                                              # eq. (10), gated
-    return dz_dt, h, w, u, weight
+    hyper = nn.mlp(params["hyper"], ops.reshape(t, (1,)))
+    dim = z.shape[1]
+    units = hyper.shape[0] // (2 * dim + 2)
+    return ops.planar_field_and_trace(ops.planar_hidden(z, hyper, units), hyper, units)
 
 
 def planar_cnf(z, t, params):
@@ -71,7 +62,7 @@ def planar_cnf(z, t, params):
 
     A vector field ``func(z, t, params)`` for `minode.odeint` or `minode.cnf.flow`.
     """
-    return _planar_terms(z, t, params)[0]
+    return ops.getitem(_field_and_trace(z, t, params), (slice(None), slice(0, z.shape[1])))
 
 
 def planar_cnf_with_trace(z, t, params):
@@ -81,9 +72,9 @@ def planar_cnf_with_trace(z, t, params):
     with trace sigma_n (1 - h_n^2) w_n . u_n; the field is their mean over the M units. Use it
     with ``flow(..., trace="closed_form")``.
     """
-    dz_dt, h, w, u, weight = _planar_terms(z, t, params)
-    per_unit = weight * ops.sum(w * u, axis=1)                            # sigma_n w_n.u_n / M
-    return dz_dt, (1.0 - ops.square(h)) @ per_unit
+    both = _field_and_trace(z, t, params)
+    dim = z.shape[1]
+    return ops.getitem(both, (slice(None), slice(0, dim))), ops.getitem(both, (slice(None), dim))
 
 
 # ============================================================================ the planar NF
