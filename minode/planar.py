@@ -77,6 +77,10 @@ def planar_cnf_with_trace(z, t, params):
     return ops.getitem(both, (slice(None), slice(0, dim))), ops.getitem(both, (slice(None), dim))
 
 
+# `minode.cnf.flow` solves [dz/dt, tr(df/dz)] as one array: this gives it that array directly.
+planar_cnf_with_trace.joined_field_and_trace = _field_and_trace
+
+
 # ============================================================================ the planar NF
 
 

@@ -21,13 +21,35 @@ The VJPs are the chain rule through the lines above, written with minode's primi
 are differentiable again, to any order) and in the same operations, in the same order, as the
 VJPs of those one-operation primitives: the gradients equal theirs to the last bit.
 """
+from types import SimpleNamespace
+
 from autograd.extend import defvjp_argnums, primitive
+from autograd.tracer import isbox
 
 from minode import backend
 from minode.ops.elementwise import add, divide, multiply, sigmoid, square, subtract
 from minode.ops.linalg import _matmul
 from minode.ops.reductions import sum as reduce_sum
 from minode.ops.shapes import _embed, getitem, reshape, window
+
+
+# The primitives the VJPs below are written in. autograd's `primitive` wrapper keeps the plain
+# function it wraps as ``.fun`` and, when no argument is traced, checks every argument for a
+# box and then calls it. A VJP that is not itself differentiated (the adjoint's first-order
+# backward pass, the usual case) runs some 40 of them per evaluation, so it calls the plain
+# functions directly: the same arithmetic without that check. When any of its inputs is traced
+# (a higher derivative) it calls the primitives, which trace it.
+_PRIMITIVES = SimpleNamespace(add=add, divide=divide, embed=_embed, getitem=getitem,
+                              matmul=_matmul, multiply=multiply, reshape=reshape,
+                              sigmoid=sigmoid, square=square, subtract=subtract, sum=reduce_sum,
+                              window=window)
+_PLAIN_FUNCTIONS = SimpleNamespace(**{name: function.fun
+                                      for name, function in vars(_PRIMITIVES).items()})
+
+
+def _primitives_for(*values):
+    """`_PRIMITIVES` when any of ``values`` is traced, else `_PLAIN_FUNCTIONS`."""
+    return _PRIMITIVES if any(isbox(value) for value in values) else _PLAIN_FUNCTIONS
 
 
 def _offsets(units, dim):
@@ -40,33 +62,27 @@ def _shapes(units, dim):
     return {"w": (units, dim), "u": (units, dim), "b": (units,), "logits": (units,)}
 
 
-def _plain_piece(hyper, name, units, dim):
-    """One piece of ``hyper`` (a view), for the primitives' own, untraced, computations."""
-    start, shape = _offsets(units, dim)[name], _shapes(units, dim)[name]
-    return backend.xp.reshape(hyper[start:start + _size(shape)], shape)
+def _plain_pieces(hyper, units, dim):
+    """(w, u, b, logits): views of ``hyper``, for the primitives' own (untraced) arithmetic."""
+    m, d = units, dim
+    return (hyper[:m * d].reshape(m, d), hyper[m * d:2 * m * d].reshape(m, d),
+            hyper[2 * m * d:2 * m * d + m], hyper[2 * m * d + m:])
 
 
-def _traced_pieces(hyper, units, dim):
-    """{name: piece of ``hyper``} cut by `window`, for the VJPs: traced where ``hyper`` is (a
-    VJP differentiated again)."""
+def _traced_pieces(p, hyper, units, dim):
+    """{name: piece of ``hyper``} cut by `window` (``p``'s), for the VJPs: traced where
+    ``hyper`` is (a VJP differentiated again)."""
     offsets, shapes = _offsets(units, dim), _shapes(units, dim)
-    return {name: window(hyper, offsets[name], shape) for name, shape in shapes.items()}
+    return {name: p.window(hyper, offsets[name], shape) for name, shape in shapes.items()}
 
 
-def _size(shape):
-    size = 1
-    for n in shape:
-        size *= n
-    return size
-
-
-def _placed(hyper, units, dim, grads):
+def _placed(p, hyper, units, dim, grads):
     """A gradient of ``hyper``'s shape: each piece's gradient in ``grads`` ({name: gradient})
     in the piece's place (the VJP of the `window` that cut it), zeros elsewhere."""
     offsets, total = _offsets(units, dim), None
     for name, grad in grads.items():
-        placed = _embed(grad, offsets[name], hyper.shape[0])
-        total = placed if total is None else add(total, placed)
+        placed = p.embed(grad, offsets[name], hyper.shape[0])
+        total = placed if total is None else p.add(total, placed)
     return total
 
 
@@ -94,7 +110,7 @@ def planar_hidden(z, hyper, units):
     dim = _dim_of(hyper, units)
     _check_rows("z", z, dim, "states")
     xp = backend.xp
-    w, b = _plain_piece(hyper, "w", units, dim), _plain_piece(hyper, "b", units, dim)
+    w, _, b, _ = _plain_pieces(hyper, units, dim)
     return xp.tanh(xp.matmul(z, xp.swapaxes(w, -1, -2)) + b)  # as `ops.linear`, `ops.tanh`
 
 
@@ -105,13 +121,14 @@ def _hidden_vjp(argnums, h, args, kwargs):
     dim = _dim_of(hyper, units)
 
     def vjp(grad_h):
-        grad_a = multiply(grad_h, subtract(1, multiply(h, h)))
+        p = _primitives_for(grad_h, h, z, hyper)
+        grad_a = p.multiply(grad_h, p.subtract(1, p.multiply(h, h)))
         grads = []
         if 0 in argnums:
-            grads.append(_matmul(grad_a, _traced_pieces(hyper, units, dim)["w"]))
+            grads.append(p.matmul(grad_a, _traced_pieces(p, hyper, units, dim)["w"]))
         if 1 in argnums:
-            grads.append(_placed(hyper, units, dim, {
-                "w": _matmul(grad_a, z, True, False), "b": reduce_sum(grad_a, axis=0)}))
+            grads.append(_placed(p, hyper, units, dim, {
+                "w": p.matmul(grad_a, z, True, False), "b": p.sum(grad_a, axis=0)}))
         return grads
     return vjp
 
@@ -128,7 +145,7 @@ def planar_field_and_trace(h, hyper, units):
     dim = _dim_of(hyper, units)
     _check_rows("h", h, units, "hidden values (one per unit)")
     xp = backend.xp
-    w, u, logits = (_plain_piece(hyper, name, units, dim) for name in ("w", "u", "logits"))
+    w, u, _, logits = _plain_pieces(hyper, units, dim)
     # as `ops.sigmoid` and the arithmetic of the module docstring's lines compute them
     weight = 0.5 * (xp.tanh(0.5 * logits) + 1) / units
     dz_dt = xp.matmul(h * weight, u)
@@ -142,34 +159,36 @@ def _field_vjp(argnums, result, args, kwargs):
     # product), and the gradients that meet at one value added as a pair.
     h, hyper, units = args
     dim = _dim_of(hyper, units)
-    pieces = _traced_pieces(hyper, units, dim)
+    p = _primitives_for(h, hyper)
+    pieces = _traced_pieces(p, hyper, units, dim)
     w, u = pieces["w"], pieces["u"]
-    gate = sigmoid(pieces["logits"])
-    weight = divide(gate, units)
-    unit_sums = reduce_sum(multiply(w, u), axis=1)                       # w_n . u_n
-    per_unit = multiply(weight, unit_sums)
+    gate = p.sigmoid(pieces["logits"])
+    weight = p.divide(gate, units)
+    unit_sums = p.sum(p.multiply(w, u), axis=1)                          # w_n . u_n
+    per_unit = p.multiply(weight, unit_sums)
 
     def vjp(grad_out):
-        grad_dz = getitem(grad_out, (slice(None), slice(0, dim)))
-        grad_trace = reshape(getitem(grad_out, (slice(None), dim)), (-1, 1))
-        grad_hw = _matmul(grad_dz, u, False, True)                        # dz/dt = (h * weight) u
-        grad_slope = _matmul(grad_trace, reshape(per_unit, (1, -1)))      # trace = slope per_unit
-        grad_per_unit = reshape(_matmul(subtract(1.0, square(h)), grad_trace, True, False),
-                                (-1,))
+        p = _primitives_for(grad_out, h, hyper)
+        grad_dz = p.getitem(grad_out, (slice(None), slice(0, dim)))
+        grad_trace = p.reshape(p.getitem(grad_out, (slice(None), dim)), (-1, 1))
+        grad_hw = p.matmul(grad_dz, u, False, True)                       # dz/dt = (h * weight) u
+        grad_slope = p.matmul(grad_trace, p.reshape(per_unit, (1, -1)))   # trace = slope per_unit
+        grad_per_unit = p.reshape(
+            p.matmul(p.subtract(1.0, p.square(h)), grad_trace, True, False), (-1,))
         grads = []
         if 0 in argnums:  # h: through h * weight and through slope = 1 - h^2
             # (a + (2 h) (-g) in the one-operation VJPs; a - (2 h) g is the same number)
-            grads.append(subtract(multiply(weight, grad_hw), multiply(2 * h, grad_slope)))
+            grads.append(p.subtract(p.multiply(weight, grad_hw), p.multiply(2 * h, grad_slope)))
         if 1 in argnums:
-            grad_weight = add(reduce_sum(multiply(h, grad_hw), axis=0),
-                              multiply(unit_sums, grad_per_unit))
-            grad_logits = multiply(multiply(divide(grad_weight, units), gate),
-                                   subtract(1, gate))                      # `ops.sigmoid`'s VJP
-            grad_pair = reshape(multiply(weight, grad_per_unit), (-1, 1))  # d/d(w_n * u_n)
-            grad_u = add(_matmul(multiply(h, weight), grad_dz, True, False),
-                         multiply(w, grad_pair))
-            grads.append(_placed(hyper, units, dim, {
-                "w": multiply(u, grad_pair), "u": grad_u, "logits": grad_logits}))
+            grad_weight = p.add(p.sum(p.multiply(h, grad_hw), axis=0),
+                                p.multiply(unit_sums, grad_per_unit))
+            grad_logits = p.multiply(p.multiply(p.divide(grad_weight, units), gate),
+                                     p.subtract(1, gate))                  # `ops.sigmoid`'s VJP
+            grad_pair = p.reshape(p.multiply(weight, grad_per_unit), (-1, 1))  # d/d(w_n u_n)
+            grad_u = p.add(p.matmul(p.multiply(h, weight), grad_dz, True, False),
+                           p.multiply(w, grad_pair))
+            grads.append(_placed(p, hyper, units, dim, {
+                "w": p.multiply(u, grad_pair), "u": grad_u, "logits": grad_logits}))
         return grads
     return vjp
 
