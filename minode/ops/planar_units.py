@@ -11,11 +11,12 @@ and the states z (B, D) the planar CNF computes
     tr(df/dz) = (1 - h^2) (weight * sum_d w * u)                 (B,)     eq. (28), summed
 
 (`planar_field_and_trace` returns the last two side by side, (B, D + 1)). Written with one
-primitive per operation, these are 17 traced nodes on M-sized pieces at every evaluation of
-the field, and the adjoint's backward pass traces the field at every one of its evaluations: a
-traced primitive costs microseconds, more than the arithmetic on such small arrays. Two
-primitives are two nodes. h is the output of the first, so the second's VJP reads it instead of
-computing the tanh again.
+primitive per operation, these lines are 16 traced nodes (four of them cutting ``hyper`` into
+its pieces, five more acting on those M-sized pieces alone) at every evaluation of the field,
+and the adjoint's backward pass traces the field at every one of its evaluations: a traced
+primitive costs microseconds, more than the arithmetic on such small arrays. Two primitives are
+two nodes. h is the output of the first, so the second's VJP reads it instead of computing the
+tanh again.
 
 The VJPs are the chain rule through the lines above, written with minode's primitives (so they
 are differentiable again, to any order) and in the same operations, in the same order, as the
