@@ -64,8 +64,10 @@ def test_second_derivatives_equal_one_primitive_per_operation():
 
 @pytest.mark.parametrize("call, message", [
     (lambda z, hyper: ops.planar_hidden(z, hyper[:-1], UNITS), "hyper must be a vector"),
-    (lambda z, hyper: ops.planar_hidden(z[:, :1], hyper, UNITS), r"z must be an array \(batch, 2\)"),
-    (lambda z, hyper: ops.planar_field_and_trace(z, hyper, UNITS), r"h must be an array \(batch, 5\)"),
+    (lambda z, hyper: ops.planar_hidden(z[:, :1], hyper, UNITS),
+     r"z must be an array \(batch, 2\)"),
+    (lambda z, hyper: ops.planar_field_and_trace(z, hyper, UNITS),
+     r"h must be an array \(batch, 5\)"),
     (lambda z, hyper: ops.planar_hidden(z, hyper.reshape(2, -1), UNITS), "hyper must be a vector"),
 ])
 def test_bad_shapes_raise_an_error_naming_the_argument(call, message):
