@@ -45,7 +45,9 @@ def flow(func, z, t, params=None, *, trace="exact", noise=None, **odeint_options
     Args:
         func: the vector field ``func(z, t, params) -> dz/dt`` of shape (B, D), as for
             `minode.odeint`; with ``trace="closed_form"`` it returns the pair
-            ``(dz/dt, tr(df/dz))``, the trace of shape (B,).
+            ``(dz/dt, tr(df/dz))``, the trace of shape (B,) (such a ``func`` may also carry
+            the same field with the two joined, as its attribute ``joined_field_and_trace``:
+            see `_augmented_field`).
         z: the states at ``t[0]``, a floating-point array of shape (B, D).
         t: 1-D times, increasing or decreasing, at least 2.
         params: the pytree of parameters passed to ``func``.
@@ -71,18 +73,37 @@ def flow(func, z, t, params=None, *, trace="exact", noise=None, **odeint_options
     z = _check_batch(z)
     check_choice("trace", trace, TRACES)
     dim = z.shape[1]
-    field_and_trace = _field_and_trace(func, trace, _check_noise(noise, trace, z))
-
-    def augmented_field(state, t, params):  # d/dt [z, log_det] = [f, tr(df/dz)], eq. (8)
-        dz_dt, trace_value = field_and_trace(ops.getitem(state, (slice(None), slice(0, dim))),
-                                             t, params)
-        return ops.concatenate([dz_dt, ops.reshape(trace_value, (-1, 1))], axis=1)
+    augmented_field = _augmented_field(func, trace, _check_noise(noise, trace, z), dim)
 
     log_det_start = backend.xp.zeros((z.shape[0], 1), dtype=getval(z).dtype)
     states = odeint(augmented_field, ops.concatenate([z, log_det_start], axis=1), t, params,
                     **odeint_options)
     return (ops.getitem(states, (Ellipsis, slice(0, dim))),
             ops.getitem(states, (Ellipsis, dim)))
+
+
+_JOINED = "joined_field_and_trace"
+
+
+def _augmented_field(func, trace, noise, dim):
+    """``(state, t, params) -> d/dt [z, log_det] = [f, tr(df/dz)]`` (B, D + 1), eq. (8).
+
+    A closed-form ``func`` may carry, as its attribute ``joined_field_and_trace``, the same
+    field returning [dz/dt, tr(df/dz)] as one (B, D + 1) array (`minode.planar` does): used
+    directly, it saves splitting the pair and joining it again (four traced primitives) at
+    every evaluation.
+    """
+    joined = getattr(func, _JOINED, None) if trace == "closed_form" else None
+    if joined is not None:
+        return lambda state, t, params: joined(
+            ops.getitem(state, (slice(None), slice(0, dim))), t, params)
+    field_and_trace = _field_and_trace(func, trace, noise)
+
+    def augmented_field(state, t, params):
+        dz_dt, trace_value = field_and_trace(ops.getitem(state, (slice(None), slice(0, dim))),
+                                             t, params)
+        return ops.concatenate([dz_dt, ops.reshape(trace_value, (-1, 1))], axis=1)
+    return augmented_field
 
 
 def _field_and_trace(func, trace, noise):

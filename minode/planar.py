@@ -43,27 +43,18 @@ def init_planar_cnf(rng, dim=2, units=32, hidden=32, dtype="float64"):
     return {"hyper": nn.init_mlp(rng, [1, hidden, hidden, units * (2 * dim + 2)], dtype)}
 
 
-def _units(params, t, dim):
-    """The parameters of every unit at time ``t``: w, u (M, D), b and sigma_n / M (M,).
+def _field_and_trace(z, t, params):
+    """[dz/dt, tr(df/dz)] (B, D + 1) of the planar CNF at time ``t``.
 
-    The hypernetwork maps t (as a vector of one entry) to one vector, cut into its pieces by
-    `minode.ops.window`, one primitive per piece: this runs at every evaluation of the field.
+    The hypernetwork maps t (as a vector of one entry) to the vector of every unit's w, u, b
+    and gate logit; `minode.ops.planar_hidden` and `minode.ops.planar_field_and_trace` compute
+    the field and its trace from it in two traced primitives, where one primitive per
+    operation would be 17 (this runs at every evaluation of the field).
     """
-    out = nn.mlp(params["hyper"], ops.reshape(t, (1,)))
-    m = out.shape[0] // (2 * dim + 2)
-    w = ops.window(out, 0, (m, dim))
-    u = ops.window(out, m * dim, (m, dim))
-    b = ops.window(out, 2 * m * dim, (m,))
-    gate = ops.sigmoid(ops.window(out, 2 * m * dim + m, (m,)))   # one per unit
-    return w, u, b, gate / m
-
-
-def _planar_terms(z, t, params):
-    """dz/dt of the planar CNF and the pieces its trace is made of."""
-    w, u, b, weight = _units(params, t, z.shape[1])
-    h = ops.tanh(ops.linear(z, w, b))                                     # (B, M)
-    dz_dt = (h * weight) @ u                                              # eq. (10), gated
-    return dz_dt, h, w, u, weight
+    hyper = nn.mlp(params["hyper"], ops.reshape(t, (1,)))
+    dim = z.shape[1]
+    units = hyper.shape[0] // (2 * dim + 2)
+    return ops.planar_field_and_trace(ops.planar_hidden(z, hyper, units), hyper, units)
 
 
 def planar_cnf(z, t, params):
@@ -71,7 +62,7 @@ def planar_cnf(z, t, params):
 
     A vector field ``func(z, t, params)`` for `minode.odeint` or `minode.cnf.flow`.
     """
-    return _planar_terms(z, t, params)[0]
+    return ops.getitem(_field_and_trace(z, t, params), (slice(None), slice(0, z.shape[1])))
 
 
 def planar_cnf_with_trace(z, t, params):
@@ -81,9 +72,13 @@ def planar_cnf_with_trace(z, t, params):
     with trace sigma_n (1 - h_n^2) w_n . u_n; the field is their mean over the M units. Use it
     with ``flow(..., trace="closed_form")``.
     """
-    dz_dt, h, w, u, weight = _planar_terms(z, t, params)
-    per_unit = weight * ops.sum(w * u, axis=1)                            # sigma_n w_n.u_n / M
-    return dz_dt, (1.0 - ops.square(h)) @ per_unit
+    both = _field_and_trace(z, t, params)
+    dim = z.shape[1]
+    return ops.getitem(both, (slice(None), slice(0, dim))), ops.getitem(both, (slice(None), dim))
+
+
+# `minode.cnf.flow` solves [dz/dt, tr(df/dz)] as one array: this gives it that array directly.
+planar_cnf_with_trace.joined_field_and_trace = _field_and_trace
 
 
 # ============================================================================ the planar NF
@@ -121,10 +116,11 @@ def u_hat(u, w):
     return ops.divide(shift, ops.sum(ops.square(w), axis=-1, keepdims=True)) * w + u
 
 
-def _layer(params, k):
-    """(w, u_hat, b) of layer ``k``."""
-    w, b = params["w"][k], params["b"][k]
-    return w, u_hat(params["u"][k], w), b
+def _layers(params):
+    """(w, u_hat, b) of every layer at once, (K, D), (K, D), (K,): `u_hat` is computed row by
+    row in one pass, so the trace holds its dozen primitives once, not once per layer."""
+    w = params["w"]
+    return w, u_hat(params["u"], w), params["b"]
 
 
 def planar_flow(params, z):
@@ -134,15 +130,24 @@ def planar_flow(params, z):
     log_det = sum_k log|1 + u_hat_k^T psi_k| (B,), so that log q(x) = log p(z) - log_det (the
     sign convention of `minode.cnf.flow`).
     """
-    log_det = 0.0
-    for k in range(params["w"].shape[0]):
-        w, u, b = _layer(params, k)
-        h = ops.tanh(ops.matmul(z, w) + b)                                    # (B,)
-        slope = 1.0 - ops.square(h)                                           # h'(w^T z + b)
-        # 1 + u_hat^T psi = 1 + h' w^T u_hat > 0, since w^T u_hat > -1 and 0 < h' <= 1.
-        log_det = log_det + ops.log(1.0 + slope * ops.sum(w * u))
-        z = ops.reshape(h, (-1, 1)) * u + z   # traced term on the left: z may be plain data
-    return z, log_det
+    # Only the layers' chain z -> x runs layer by layer. The log-determinant needs each layer's
+    # h alone, so it is computed once for all layers from their stacked h: a traced primitive
+    # costs microseconds, and per layer this leaves 7 of them where there were 32. Each w_k is
+    # cut as a column (D, 1) and h kept as a column (B, 1), so that z w_k is one product and
+    # h u_k broadcasts, with no reshapes.
+    w, u, b = _layers(params)
+    columns = ops.reshape(w, tuple(w.shape) + (1,))                              # (K, D, 1)
+    hs = []
+    for k in range(w.shape[0]):
+        h = ops.tanh(ops.matmul(z, ops.getitem(columns, k)) + ops.getitem(b, k))  # (B, 1)
+        hs.append(h)
+        z = h * ops.getitem(u, k) + z       # traced term on the left: z may be plain data
+    slopes = 1.0 - ops.square(ops.stack(hs, axis=0))              # h'(w_k^T z + b_k), (K, B, 1)
+    w_dot_u = ops.reshape(ops.sum(ops.multiply(w, u), axis=1), (-1, 1, 1))        # (K, 1, 1)
+    # 1 + u_hat^T psi = 1 + h' w^T u_hat > 0, since w^T u_hat > -1 and 0 < h' <= 1. The sum
+    # over axis 0 adds the layers one after the other, in layer order.
+    log_det = ops.sum(ops.log(1.0 + slopes * w_dot_u), axis=0)
+    return z, ops.reshape(log_det, (-1,))
 
 
 def planar_flow_inverse(params, x, iterations=80):
@@ -157,8 +162,9 @@ def planar_flow_inverse(params, x, iterations=80):
     check_positive_int("iterations", iterations)
     xp = backend.xp
     y = xp.array(x)
-    for k in reversed(range(params["w"].shape[0])):
-        w, u, b = _layer(params, k)
+    ws, us, bs = _layers(params)
+    for k in reversed(range(ws.shape[0])):
+        w, u, b = ws[k], us[k], bs[k]
         w_dot_u, target = xp.sum(w * u), y @ w
         low, high = target - xp.abs(w_dot_u), target + xp.abs(w_dot_u)
         for _ in range(iterations):

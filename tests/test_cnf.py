@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 from scipy.stats import multivariate_normal
 
 import strict_backend as strict
-from minode import backend, cnf, densities, nn, odeint, ops, planar
+from minode import backend, cnf, densities, nn, odeint, ops, planar, tree
 from minode.gradcheck import numerical_grad, relative_error
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
@@ -227,3 +227,26 @@ def test_log_prob_with_a_closed_form_trace_says_what_func_must_return(func, got)
                                          r"return the pair \(dz/dt, tr\(df/dz\)\) of shapes "
                                          r"\(3, 2\) and \(3,\), got " + got):
         cnf.log_prob(func, x, t, trace="closed_form")
+
+
+def test_a_closed_form_field_with_its_joined_form_gives_the_pairs_results():
+    """`flow` solves planar_cnf_with_trace's joined [dz/dt, trace] when the function carries it:
+    states, log_det and gradients equal those of the pair it returns otherwise."""
+    rng = numpy.random.default_rng(7)
+    params = planar.init_planar_cnf(rng, dim=2, units=6, hidden=5)
+    z, t = rng.standard_normal((9, 2)), numpy.array([0.0, 0.8, 2.0])
+
+    def pair_only(z, t, params):
+        return planar.planar_cnf_with_trace(z, t, params)
+
+    def loss(func):
+        return lambda p: ops.sum(ops.square(cnf.flow(func, z, t, p, trace="closed_form",
+                                                     rtol=1e-6, atol=1e-6)[1]))
+    assert hasattr(planar.planar_cnf_with_trace, "joined_field_and_trace")
+    assert not hasattr(pair_only, "joined_field_and_trace")
+    assert float(loss(pair_only)(params)) > 1e-3
+    assert float(loss(planar.planar_cnf_with_trace)(params)) == float(loss(pair_only)(params))
+    joined, pair = (tree.tree_leaves(grad(loss(f))(params))
+                    for f in (planar.planar_cnf_with_trace, pair_only))
+    for a, b in zip(joined, pair):
+        assert numpy.array_equal(a, b)

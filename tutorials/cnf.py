@@ -20,7 +20,7 @@ planar flow (NF, eq. (7)) of Rezende & Mohamed 2015:
   and NF K = 64; densities and samples along the flow, a GIF, and a table of held-out NLL next to
   the best Gaussian and the data's own entropy.
 
-Run ``python tutorials/cnf.py`` (25 minutes of CPU time on one core; as long in wall time on an
+Run ``python tutorials/cnf.py`` (14 minutes of CPU time on one core; as long in wall time on an
 otherwise idle machine) and look at ``results/cnf/``: ``figure4.png``, ``figure5_circles.png``,
 ``figure5_moons.png``, ``flow_circles.gif``, ``flow_moons.gif`` and ``table.md``. ``--targets
 U1`` or ``--datasets moons`` run parts (``--targets`` alone skips Figure 4, ``--datasets`` alone

@@ -12,6 +12,7 @@ from minode.ops.losses import (cross_entropy, gaussian_log_likelihood,
                                kl_diag_gaussian_to_standard, log_softmax, mean_absolute_error,
                                mean_squared_error)
 from minode.ops.norm import group_norm
+from minode.ops.planar_units import planar_field_and_trace, planar_hidden
 from minode.ops.reductions import logsumexp, mean, sum
 from minode.ops.shapes import (as_shape, concatenate, getitem, ravel, reshape, stack, swapaxes,
                                transpose, window)
