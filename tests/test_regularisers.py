@@ -61,13 +61,16 @@ def tanh_field(z, t, w):
     return ops.tanh(ops.matmul(z, w))
 
 
-def test_both_integrals_of_a_nonlinear_flow_match_quadrature_along_its_solved_path():
+@pytest.mark.parametrize("error_control", [False, True])
+def test_both_integrals_of_a_nonlinear_flow_match_quadrature_along_its_solved_path(
+        error_control):
     rng = np.random.default_rng(0)
     w, z0 = rng.normal(size=(3, 3)), rng.normal(size=(2, 3))
     noise = rng.choice([-1.0, 1.0], size=(2, 3))
     fine = np.linspace(0.0, T_END, 1501)
     ys, integrals = regularisers.regularised_odeint(tanh_field, z0, np.array([0.0, T_END]), w,
-                                                    noise=noise, **TIGHT)
+                                                    noise=noise, error_control=error_control,
+                                                    **TIGHT)
     path = odeint(tanh_field, z0, fine, w, **TIGHT)
     f = np.tanh(path @ w)                                   # (time, B, 3)
     jacobians = np.einsum("tbj,ij->tbji", 1 - f ** 2, w)    # df_j/dz_i = (1 - f_j^2) w_ij
@@ -93,8 +96,9 @@ def test_integrals_run_over_abs_dt_backwards_in_time():
         assert backward[name][-1, 0] == pytest.approx(forward[name][-1, 0], rel=1e-8)
 
 
-@pytest.mark.parametrize("grad_mode", ["adjoint", "backprop"])
-def test_gradients_of_the_integrals_agree_with_central_differences(grad_mode):
+@pytest.mark.parametrize("grad_mode, error_control", [("adjoint", False), ("adjoint", True),
+                                                      ("backprop", False)])
+def test_gradients_of_the_integrals_agree_with_central_differences(grad_mode, error_control):
     rng = np.random.default_rng(1)
     w, z0 = rng.normal(size=(3, 3)), rng.normal(size=(2, 3))
     noise = rng.normal(size=(2, 3))
@@ -102,7 +106,8 @@ def test_gradients_of_the_integrals_agree_with_central_differences(grad_mode):
 
     def loss(w):
         ys, integrals = regularisers.regularised_odeint(
-            tanh_field, z0, np.array([0.0, 1.0]), w, noise=noise, grad=grad_mode, **TIGHT)
+            tanh_field, z0, np.array([0.0, 1.0]), w, noise=noise, grad=grad_mode,
+            error_control=error_control, **TIGHT)
         return (weights[0] * ops.sum(ops.square(ops.getitem(ys, -1)))
                 + weights[1] * ops.sum(ops.getitem(integrals["kinetic"], -1))
                 + weights[2] * ops.sum(ops.getitem(integrals["jacobian"], -1)))
