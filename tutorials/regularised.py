@@ -11,8 +11,8 @@ Chen et al. (2018), Figure 3d: the forward NFE of the MNIST ODE-Net rises as tra
 because nothing in the loss asks the learned dynamics to stay easy to solve. Two follow-ups:
 
 * Finlay, Jacobsen, Nurbekyan & Oberman (ICML 2020), "How to train your neural ODE" (RNODE):
-  add to the loss the kinetic energy of the flow, lambda_K int ||f||^2 dt (sec. 3), and the
-  Jacobian's Frobenius norm, lambda_J int ||df/dz||_F^2 dt (sec. 4, by a Hutchinson estimate
+  add to the loss the kinetic energy of the flow, lambda_K int ||f||^2 dt (the optimal-transport cost), and the
+  Jacobian's Frobenius norm, lambda_J int ||df/dz||_F^2 dt (by a Hutchinson estimate
   with one probe); both integrals are solved with the state (`minode.regularisers`).
   They report FFJORD trained about 2.8x faster at equal bits/dim on MNIST and CIFAR-10.
 * Ghosh, Behl, Dupont, Torr & Namboodiri (NeurIPS 2020), STEER: draw the end time of each
@@ -266,8 +266,8 @@ if NOTEBOOK:
 # ## Loss
 #
 # The task's loss (cross-entropy, or the mean negative log-likelihood) plus
-# lambda_K * mean kinetic integral + lambda_J * mean Jacobian integral (Finlay et al., sec. 4:
-# the regularised objective). The Hutchinson probe is Rademacher, one per sample, drawn anew
+# lambda_K * mean kinetic integral + lambda_J * mean Jacobian integral (Finlay et al.'s
+# regularised objective). The Hutchinson probe is Rademacher, one per sample, drawn anew
 # each step and held fixed over the step's solve.
 
 # %%
