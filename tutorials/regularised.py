@@ -530,7 +530,9 @@ if NOTEBOOK:
 # (mean over the last tenth of the steps), the forward NFE of the plain test solve, the test
 # accuracy or held-out NLL, training CPU time, and each one's ratio to the unregularised run.
 # The target (the issue's): at least 1.5x fewer forward NFE at the end of training, at test
-# accuracy within 0.2 points (ODE-Net) or NLL within 0.02 nats (CNF) of no regulariser.
+# accuracy within 0.2 points (ODE-Net) or NLL within 0.02 nats (CNF) of no regulariser; "met"
+# asks for 1.5x both in training (integrals carried, STEER's random end times) and in the
+# plain test solve.
 
 # %%
 TOLERANCE = {"odenet": 0.002, "cnf": 0.02}   # the target's "equal": accuracy, nats
@@ -539,10 +541,10 @@ TOLERANCE = {"odenet": 0.002, "cnf": 0.02}   # the target's "equal": accuracy, n
 def verdict(experiment, result, baseline):
     """Does ``result`` meet the target against ``baseline`` (the unregularised run)?"""
     ratio = baseline["nfe_forward"] / result["nfe_forward"]
+    test_ratio = baseline["nfe_forward_test"] / result["nfe_forward_test"]
     equal = abs(result["score"] - baseline["score"]) <= TOLERANCE[experiment] + 1e-12
-    return {"nfe_ratio": ratio, "nfe_test_ratio": baseline["nfe_forward_test"]
-            / result["nfe_forward_test"], "equal_score": bool(equal),
-            "met": bool(equal and ratio >= 1.5)}
+    return {"nfe_ratio": ratio, "nfe_test_ratio": test_ratio, "equal_score": bool(equal),
+            "met": bool(equal and min(ratio, test_ratio) >= 1.5)}
 
 
 def table(results, experiments, names):
