@@ -41,8 +41,8 @@ from minode import backend, cnf, ops
 from minode.checks import check_choice, check_positive
 from minode.odeint import odeint
 
-__all__ = ["REGULARISERS", "UNCONTROLLED_SCALE", "regularised_odeint", "regularised_flow", "regulariser_rates",
-           "steer_end_time"]
+__all__ = ["REGULARISERS", "UNCONTROLLED_SCALE", "regularised_odeint", "regularised_flow",
+           "regulariser_rates", "steer_end_time"]
 
 REGULARISERS = ("kinetic", "jacobian")
 # the factor on the integrals the solver carries when they take no part in error control

@@ -11,9 +11,9 @@ Chen et al. (2018), Figure 3d: the forward NFE of the MNIST ODE-Net rises as tra
 because nothing in the loss asks the learned dynamics to stay easy to solve. Two follow-ups:
 
 * Finlay, Jacobsen, Nurbekyan & Oberman (ICML 2020), "How to train your neural ODE" (RNODE):
-  add to the loss the kinetic energy of the flow, lambda_K int ||f||^2 dt (the optimal-transport cost), and the
-  Jacobian's Frobenius norm, lambda_J int ||df/dz||_F^2 dt (by a Hutchinson estimate
-  with one probe); both integrals are solved with the state (`minode.regularisers`).
+  add to the loss the kinetic energy of the flow, lambda_K int ||f||^2 dt (the
+  optimal-transport cost), and the Jacobian's Frobenius norm, lambda_J int ||df/dz||_F^2 dt
+  (by a Hutchinson estimate with one probe); both integrals are solved with the state (`minode.regularisers`).
   They report FFJORD trained about 2.8x faster at equal bits/dim on MNIST and CIFAR-10.
 * Ghosh, Behl, Dupont, Torr & Namboodiri (NeurIPS 2020), STEER: draw the end time of each
   training solve uniformly from [T - b, T + b].
@@ -78,8 +78,8 @@ from minode.odenet import DTYPE, head, init_model, stem
 # components), so the weights there are small: lambda_K = 1e-3 with lambda_J = 1e-3 switched
 # the ODE block off (forward NFE 14, validation accuracy 29%). CNF: lambda_K = lambda_J = 0.1,
 # 0.2 and 0.3 gave 1.3x, 1.7x and 2.0x fewer forward NFE than no regulariser, at validation
-# NLL -0.04, +0.09 and +0.07 nats (lambda = 1, in 300 steps: 2.1x, +0.2 nats). STEER's b is T / 2 for both, not tuned
-# (b = 2 for the CNF: no fewer NFE, NLL +0.2).
+# NLL -0.04, +0.09 and +0.07 nats (lambda = 1, in 300 steps: 2.1x, +0.2 nats). STEER's b is
+# T / 2 for both, not tuned (b = 2 for the CNF: no fewer NFE, NLL +0.2).
 
 # %%
 QUICK = False    # True: a smoke test of seconds; its numbers mean nothing
