@@ -29,7 +29,8 @@ Reduced scale, hard: the default run trains the ODE-Net with 16 channels for 400
 accuracy stays far below Tutorial 2's) and the CNF with 16 units for 600 steps of 256 points
 (Tutorial 4: 64 units, 800 steps); each variant costs one to three times the baseline's time.
 
-Run ``python tutorials/regularised.py`` (about 14 minutes of CPU time on one core) and look at
+Run ``python tutorials/regularised.py`` (8.2 minutes of CPU time on one core of a 2-core
+machine, 7.9 of them training) and look at
 ``results/regularised/``: ``nfe_over_training.png``, ``table.md`` and a result file per model
 and variant. ``--experiments odenet`` or ``--variants none kinetic`` run parts. Each training
 saves a checkpoint every 50 steps; ``--resume`` continues from it (a finished one is loaded)
@@ -77,8 +78,9 @@ from minode.odenet import DTYPE, head, init_model, stem
 # integral about 6,000 (the field ends in a GroupNorm: unit-variance output over 784
 # components), so the weights there are small: lambda_K = 1e-3 with lambda_J = 1e-3 switched
 # the ODE block off (forward NFE 14, validation accuracy 29%). CNF: lambda_K = lambda_J = 0.1,
-# 0.2 and 0.3 gave 1.3x, 1.7x and 2.0x fewer forward NFE than no regulariser, at validation
-# NLL -0.04, +0.09 and +0.07 nats (lambda = 1, in 300 steps: 2.1x, +0.2 nats). STEER's b is
+# 0.15, 0.2 and 0.3 gave 1.3x, 1.7x, 1.7x and 2.0x fewer forward NFE than no regulariser, at
+# validation NLL -0.04, +0.04, +0.09 and +0.07 nats (lambda = 1, in 300 steps: 2.1x, +0.2
+# nats): only 0.1 keeps the NLL within 0.02 nats. STEER's b is
 # T / 2 for both, not tuned (b = 2 for the CNF: no fewer NFE, NLL +0.2).
 
 # %%
