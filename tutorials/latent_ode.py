@@ -128,8 +128,8 @@ class Config:
     checkpoint_every: int = 50
 
 
-QUICK_CONFIG = Config(n_spirals=140, n_validation=20, n_test=20, iters=20, batch_size=8,
-                      lr=0.05, halve_lr_every=1000, validate_every=10, checkpoint_every=10)
+QUICK_CONFIG = Config(n_spirals=140, n_validation=20, n_test=20, iters=30, batch_size=16,
+                      lr=0.05, halve_lr_every=1000, validate_every=15, checkpoint_every=10)
 OBJECTIVES = {"observed": "the observations only (the paper's ELBO)",
               "window": "the observations and 25 points of the future"}
 
@@ -224,6 +224,9 @@ def make_spirals(config, seed):
         return spiral_data.make_spirals(rng, config.n_spirals, n_points, t_max=6.29 * 2,
                                         noise_std=spec.noise_std)
     n_held_out = config.n_validation + config.n_test
+    if config.n_spirals <= n_held_out:
+        raise ValueError(f"n_spirals={config.n_spirals} leaves no training spirals after "
+                         f"n_validation + n_test = {n_held_out}: make n_spirals larger")
     return spiral_data.concatenate_spirals([
         spiral_data.make_archimedean_spirals(rng, config.n_spirals - n_held_out, n_points,
                                              noise_std=spec.noise_std,
