@@ -7,6 +7,7 @@ GRU's roll-outs in tests/test_gru_forecast.py.)
 """
 import dataclasses
 import math
+import shutil
 
 import numpy
 import pytest
@@ -281,6 +282,23 @@ def test_quick_run_writes_table_2_with_the_papers_numbers_and_the_baselines(quic
                                                             rel=1e-12)
             assert f"{rmse['zero'][target][n]:.4f} (100.0%)" in table
     assert rmse["zero"]["noisy"][30] > rmse["zero"]["clean"][30]   # the noise adds to the RMS
+
+
+def test_table_2_holds_both_objectives_once_both_have_run(tutorial, quick_run, tmp_path):
+    """A --fit window run next to the default run's result: table2.md shows both objectives,
+    each with its own numbers, and the window run's files carry its suffix."""
+    result, out = quick_run("latent_ode")
+    shutil.copy(out / "latent_ode_result.json", tmp_path)
+    window = tutorial.main(["--quick", "--quiet", "--no-plots", "--fit", "window",
+                            "--out", str(tmp_path)])
+    assert window["config"]["fit_future"] and not result["config"]["fit_future"]
+    assert (tmp_path / "latent_ode_window_checkpoint.npz").exists()
+    table = (tmp_path / "table2.md").read_text()
+    observed_part, window_part = table.split("## Training on the observations and 25 points")
+    assert "## Training on the observations only" in observed_part
+    for part, run in ((observed_part, result), (window_part, window)):
+        cell = f"{run['rmse']['latent_ode']['clean'][30]:.4f}"
+        assert f"| minode: Latent ODE | {cell} (" in part
 
 
 def test_a_resume_with_another_seed_is_refused_naming_it(tutorial, quick_run):
