@@ -143,6 +143,7 @@ class Config:
     future_points: int = 25      # at this many random points of it per batch
     read_fraction: float = 0.5   # the forecast RNN reads this part of the observations
     validate_every: int = 100    # steps between validation RMSEs (the best params are kept)
+    train_on_curve: int = 100    # a training window's first points that lie on the curve
     checkpoint_every: int = 50
 
 
@@ -248,7 +249,7 @@ def make_spirals(config, seed):
     return spiral_data.concatenate_spirals([
         spiral_data.make_archimedean_spirals(rng, config.n_spirals - n_held_out, n_points,
                                              noise_std=spec.noise_std,
-                                             on_curve_points=OBSERVED_RANGE),
+                                             on_curve_points=config.train_on_curve),
         spiral_data.make_archimedean_spirals(rng, n_held_out, n_points,
                                              noise_std=spec.noise_std)])
 
