@@ -12,9 +12,9 @@ training step costs about 1.3x one by backprop through the solver here (``--grad
 this tutorial keeps the adjoint.
 
 Run ``python tutorials/latent_ode.py`` (Table 2 as the paper ran it: every model fits the
-training spirals' observations only; CPU_TIME_OBSERVED of CPU time) and
+training spirals' observations only; 10.7 minutes of CPU time) and
 ``python tutorials/latent_ode.py --fit window`` (the same, fitting 25 future points of each
-training spiral too; CPU_TIME_WINDOW), and look at ``results/latent_ode/`` (relative to the
+training spiral too; 14 minutes), and look at ``results/latent_ode/`` (relative to the
 current directory): ``table2.md`` (Table 2 of each objective run so far, next to the paper's),
 ``reconstructions.png`` (Fig. 8), ``homotopy.png`` (Fig. 9), ``losses.png`` (``..._window.png``
 for ``--fit window``). ``--quick`` is a smoke test of seconds whose numbers mean nothing,
