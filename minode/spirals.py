@@ -19,7 +19,7 @@ from minode.checks import check_nonnegative, check_positive, check_positive_int
 from minode.odeint import odeint
 
 __all__ = ["Spirals", "make_spirals", "ArchimedeanSpirals", "make_archimedean_spirals",
-           "FULL_TURNS_ANGLE", "AUTHORS_ANGLE_STEP"]
+           "concatenate_spirals", "FULL_TURNS_ANGLE", "AUTHORS_ANGLE_STEP"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +130,8 @@ class ArchimedeanSpirals:
 
 def make_archimedean_spirals(rng, n_spirals=1000, n_points=200, *, b=0.3,
                              max_angle=FULL_TURNS_ANGLE, time_step=AUTHORS_ANGLE_STEP,
-                             min_start_angle=100 * AUTHORS_ANGLE_STEP, noise_std=0.3):
+                             min_start_angle=100 * AUTHORS_ANGLE_STEP, noise_std=0.3,
+                             on_curve_points=None):
     """Noisy windows of an Archimedean spiral, half of them clockwise (Chen et al. 2018, Sec. 5.1:
     "1000 2-dimensional spirals, each starting at a different point").
 
@@ -140,8 +141,11 @@ def make_archimedean_spirals(rng, n_spirals=1000, n_points=200, *, b=0.3,
         theta(t) = theta_0 + t,   (x, y) = b theta(t) (cos theta(t), +-sin theta(t)),
 
     seen at ``n_points`` times t = 0, time_step, 2 time_step, ... Each trajectory has its own
-    start angle theta_0, uniform on [min_start_angle, max_angle - (n_points - 1) time_step], so
-    every window ends on the spiral's three turns. The defaults follow the authors' example
+    start angle theta_0, uniform on [min_start_angle, max_angle - (on_curve_points - 1)
+    time_step], so that the first ``on_curve_points`` points of every window (default: all
+    ``n_points``) lie on the spiral's three turns; the rest of a window follows the same spiral
+    r = b theta past ``max_angle``. With ``on_curve_points`` < ``n_points`` the windows start
+    anywhere on the curve, as the authors' example's do. The defaults follow the authors' example
     (torchdiffeq ``examples/latent_ode.py``: b = 0.3, 500 angles on [0, 6 pi], windows that
     start from the 100th angle on, noise 0.3). Exactly ``n_spirals // 2`` turn clockwise.
     ``observations`` add independent N(0, noise_std^2) noise to every coordinate.
@@ -158,10 +162,15 @@ def make_archimedean_spirals(rng, n_spirals=1000, n_points=200, *, b=0.3,
         check_positive(name, value)
     check_nonnegative("min_start_angle", min_start_angle)
     check_nonnegative("noise_std", noise_std)
-    latest_start = max_angle - (n_points - 1) * time_step
+    on_curve_points = n_points if on_curve_points is None else on_curve_points
+    check_positive_int("on_curve_points", on_curve_points)
+    if on_curve_points > n_points:
+        raise ValueError(f"on_curve_points={on_curve_points} is more than the window's "
+                         f"n_points={n_points}: pass at most n_points")
+    latest_start = max_angle - (on_curve_points - 1) * time_step
     if latest_start < min_start_angle:
-        raise ValueError(f"a window of n_points={n_points} at time_step={time_step:g} does not "
-                         f"fit between min_start_angle={min_start_angle:g} and "
+        raise ValueError(f"a window of n_points={on_curve_points} at time_step={time_step:g} "
+                         f"does not fit between min_start_angle={min_start_angle:g} and "
                          f"max_angle={max_angle:g}")
     rng = numpy.random.default_rng(rng)
     start_angles = rng.uniform(min_start_angle, latest_start, size=n_spirals)
@@ -175,3 +184,20 @@ def make_archimedean_spirals(rng, n_spirals=1000, n_points=200, *, b=0.3,
     observations = trajectories + noise_std * rng.standard_normal(trajectories.shape)
     return ArchimedeanSpirals(times=times, trajectories=trajectories, observations=observations,
                               clockwise=clockwise, start_angles=start_angles)
+
+
+def concatenate_spirals(parts):
+    """One `ArchimedeanSpirals` holding the spirals of ``parts`` in order (e.g. windows laid out
+    differently for training and for held-out spirals); every part must share ``times``."""
+    parts = list(parts)
+    if not parts:
+        raise ValueError("concatenate_spirals: parts is empty; pass at least one "
+                         "ArchimedeanSpirals")
+    for k, part in enumerate(parts[1:], start=1):
+        if not numpy.array_equal(part.times, parts[0].times):
+            raise ValueError(f"concatenate_spirals: parts[{k}].times differ from parts[0].times; "
+                             f"make every part with the same n_points and time_step")
+    fields = [field.name for field in dataclasses.fields(ArchimedeanSpirals)
+              if field.name != "times"]
+    return ArchimedeanSpirals(times=parts[0].times, **{
+        name: numpy.concatenate([getattr(part, name) for part in parts]) for name in fields})

@@ -159,3 +159,43 @@ def test_bad_arguments_are_named(kwargs, name):
 def test_a_window_longer_than_the_spiral_is_rejected():
     with pytest.raises(ValueError, match=r"n_points=600 .* does not fit"):
         spiral_data.make_archimedean_spirals(0, n_points=600)
+
+
+def test_on_curve_points_lets_windows_start_anywhere_their_first_points_fit():
+    """With on_curve_points=k only the first k points must lie within three turns: the windows
+    then start up to max_angle - (k - 1) steps, their later points on the continued spiral."""
+    step = spiral_data.AUTHORS_ANGLE_STEP
+    spirals = spiral_data.make_archimedean_spirals(numpy.random.default_rng(5), n_spirals=400,
+                                                   on_curve_points=100)
+    assert spirals.start_angles.max() + 99 * step <= 6 * math.pi
+    assert spirals.start_angles.max() + 199 * step > 6 * math.pi       # past the three turns
+    assert spirals.start_angles.max() > 6 * math.pi - 99 * step - 5 * step
+    theta = spirals.start_angles[:, None] + spirals.times[None, :]
+    numpy.testing.assert_allclose(numpy.hypot(*numpy.moveaxis(spirals.trajectories, -1, 0)),
+                                  0.3 * theta, rtol=1e-12)
+
+
+def test_on_curve_points_beyond_the_window_is_refused():
+    with pytest.raises(ValueError, match=r"on_curve_points=201 is more than .* n_points=200"):
+        spiral_data.make_archimedean_spirals(0, on_curve_points=201)
+    with pytest.raises(ValueError, match=r"^on_curve_points must be"):
+        spiral_data.make_archimedean_spirals(0, on_curve_points=0)
+
+
+def test_concatenate_spirals_keeps_the_parts_in_order():
+    first = spiral_data.make_archimedean_spirals(1, n_spirals=3, n_points=20)
+    second = spiral_data.make_archimedean_spirals(2, n_spirals=2, n_points=20, on_curve_points=5)
+    both = spiral_data.concatenate_spirals([first, second])
+    numpy.testing.assert_array_equal(both.times, first.times)
+    for name in ("trajectories", "observations", "clockwise", "start_angles"):
+        numpy.testing.assert_array_equal(getattr(both, name)[:3], getattr(first, name))
+        numpy.testing.assert_array_equal(getattr(both, name)[3:], getattr(second, name))
+
+
+def test_concatenate_spirals_refuses_parts_on_other_times_or_none():
+    short = spiral_data.make_archimedean_spirals(1, n_spirals=2, n_points=20)
+    long = spiral_data.make_archimedean_spirals(1, n_spirals=2, n_points=30)
+    with pytest.raises(ValueError, match=r"parts\[1\]\.times differ"):
+        spiral_data.concatenate_spirals([short, long])
+    with pytest.raises(ValueError, match="parts is empty"):
+        spiral_data.concatenate_spirals([])
