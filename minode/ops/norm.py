@@ -13,12 +13,22 @@ from autograd.extend import defvjp, primitive
 
 from minode import backend
 from minode.ops.elementwise import sqrt, square
-from minode.ops.reductions import mean
+from minode.ops.linalg import matmul
 from minode.ops.shapes import reshape
 
 
 def _grouped_shape(x_shape, groups):
     return (x_shape[0], groups, -1)
+
+
+def _averager(grouped):
+    """The (m, 1) column of 1/m for a (N, groups, m) array: ``grouped @ it`` is the group means.
+
+    A matrix-vector product (BLAS) instead of ``mean(axis=-1)``: NumPy reduces each short row
+    of m numbers separately, about five times slower for the MNIST block's groups of 49. The
+    sums round differently, at float precision."""
+    m = grouped.shape[-1]
+    return backend.xp.full((m, 1), 1 / m, dtype=grouped.dtype)
 
 
 @primitive
@@ -31,8 +41,9 @@ def group_norm(x, groups, eps=1e-5):
     _check_group_norm_args(x, groups, eps)
     xp = backend.xp
     grouped = xp.reshape(x, _grouped_shape(x.shape, groups))
-    centered = grouped - xp.mean(grouped, axis=-1, keepdims=True)
-    variance = xp.mean(xp.square(centered), axis=-1, keepdims=True)
+    averager = _averager(grouped)
+    centered = grouped - xp.matmul(grouped, averager)
+    variance = xp.matmul(xp.square(centered), averager)
     centered *= 1 / xp.sqrt(variance + eps)  # in place: centered is our own temporary
     return xp.reshape(centered, x.shape)
 
@@ -40,18 +51,20 @@ def group_norm(x, groups, eps=1e-5):
 def _group_norm_vjp(result, x, groups, eps=1e-5):
     # With xhat = (x - mean) / std over a group of m entries, the chain rule through the mean
     # and the variance gives, per group (means over the group's m entries):
-    #     grad_x = (grad_out - mean(grad_out) - xhat * mean(grad_out * xhat)) / std.
+    #     grad_x = (grad_out - mean(grad_out) - xhat * mean(grad_out * xhat)) / std,
+    # each mean a product with `_averager`.
     # Written with minode's primitives, so that it is differentiable again.
     grouped_shape = _grouped_shape(x.shape, groups)
     xhat = reshape(result, grouped_shape)
     grouped = reshape(x, grouped_shape)
-    centered = grouped - mean(grouped, axis=-1, keepdims=True)
-    inverse_std = 1 / sqrt(mean(square(centered), axis=-1, keepdims=True) + eps)
+    averager = _averager(xhat)
+    centered = grouped - matmul(grouped, averager)
+    inverse_std = 1 / sqrt(matmul(square(centered), averager) + eps)
 
     def vjp(grad_out):
         grad = reshape(grad_out, grouped_shape)
-        grad_x = (grad - mean(grad, axis=-1, keepdims=True)
-                  - xhat * mean(grad * xhat, axis=-1, keepdims=True)) * inverse_std
+        grad_x = (grad - matmul(grad, averager)
+                  - xhat * matmul(grad * xhat, averager)) * inverse_std
         return reshape(grad_x, x.shape)
     return vjp
 
