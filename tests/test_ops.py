@@ -7,8 +7,9 @@ from numpy.testing import assert_allclose
 
 from minode import ops
 from minode.gradcheck import check_grads
-from op_cases import (CASES, cotangent_for, loss_of, loss_with_cotangent, minode_result,
-                      minode_second_order, reference_result, reference_second_order)
+from op_cases import (CASES, cotangent_for, im2col_reference, loss_of, loss_with_cotangent,
+                      minode_result, minode_second_order, reference_result,
+                      reference_second_order)
 
 
 @pytest.mark.parametrize("c", CASES, ids=str)
@@ -155,3 +156,13 @@ def test_conv2d_results_are_not_views_of_its_reused_workspace():
     results(-3.0)  # the same shapes again, other values
     for out, copy in zip(first, copies):
         assert_allclose(out, copy, rtol=0, atol=0)
+
+
+def test_im2col_after_another_padding_with_the_same_padded_shape_is_right():
+    # (1, 2, 4, 4) padded by 1 and (1, 2, 6, 6) unpadded share the padded shape (2, 6, 6, 1):
+    # the second must not see the first's zero border as its own pixels, nor the reverse.
+    rng = numpy.random.default_rng(7)
+    small, large = rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((1, 2, 6, 6))
+    for _ in range(2):
+        assert_allclose(ops.im2col(small, (3, 3), 1, 1), im2col_reference(small, (3, 3), 1, 1))
+        assert_allclose(ops.im2col(large, (3, 3), 1, 0), im2col_reference(large, (3, 3), 1, 0))

@@ -43,8 +43,9 @@ _WORKSPACE_MAX_BYTES = 32 << 20  # larger ones (big evaluation batches) are not 
 _WORKSPACE_MAX_BUFFERS = 16
 
 
-def _scratch(role, shape, dtype):
-    """An uninitialised array of ``shape`` owned by this module, reused by later calls.
+def _scratch(role, shape, dtype, zeros=False):
+    """An array of ``shape`` owned by this module, reused by later calls (made with zeros
+    where asked, else uninitialised).
 
     Only for temporaries that are dead when the primitive returns: the next call with the same
     ``role``, shape and dtype overwrites it."""
@@ -55,7 +56,7 @@ def _scratch(role, shape, dtype):
     key = (backend.name, role, shape, str(dtype))
     buffer = buffers.get(key)
     if buffer is None:
-        buffer = xp.empty(shape, dtype=dtype)
+        buffer = (xp.zeros if zeros else xp.empty)(shape, dtype=dtype)
         if buffer.nbytes <= _WORKSPACE_MAX_BYTES:
             if len(buffers) >= _WORKSPACE_MAX_BUFFERS:
                 buffers.pop(next(iter(buffers)))  # the oldest
@@ -64,9 +65,16 @@ def _scratch(role, shape, dtype):
 
 
 def _padded(role, x_shape, dtype, padding):
-    """A zeroed (C, H + 2 padding, W + 2 padding, N) workspace for ``x_shape`` (N, C, H, W)."""
+    """A (C, H + 2 padding, W + 2 padding, N) workspace for ``x_shape`` (N, C, H, W).
+
+    For "im2col" it is zero outside the image (made with zeros; `_patches` overwrites only the
+    inside, so the border stays zero across reuses); for "col2im", which adds into all of it,
+    it is zeroed at every call."""
     n, c, h, w = x_shape
-    padded = _scratch(role, (c, h + 2 * padding, w + 2 * padding, n), dtype)
+    shape = (c, h + 2 * padding, w + 2 * padding, n)
+    if role == "im2col":
+        return _scratch((role, padding), shape, dtype, zeros=True)
+    padded = _scratch(role, shape, dtype)
     padded.fill(0)
     return padded
 
