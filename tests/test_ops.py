@@ -7,8 +7,9 @@ from numpy.testing import assert_allclose
 
 from minode import ops
 from minode.gradcheck import check_grads
-from op_cases import (CASES, cotangent_for, loss_of, loss_with_cotangent, minode_result,
-                      minode_second_order, reference_result, reference_second_order)
+from op_cases import (CASES, cotangent_for, im2col_reference, loss_of, loss_with_cotangent,
+                      minode_result, minode_second_order, reference_result,
+                      reference_second_order)
 
 
 @pytest.mark.parametrize("c", CASES, ids=str)
@@ -122,3 +123,46 @@ def test_linear_names_the_shapes_it_needs(shapes):
     x, w, b = (numpy.ones(shape) for shape in shapes)
     with pytest.raises(ValueError, match=r"^linear needs x \(\.\.\., n_in\), w \(n_out, n_in\)"):
         ops.linear(x, w, b)
+
+
+def test_conv2d_gradients_to_third_order_match_central_differences():
+    # conv2d's VJPs are conv2d_input_grad and conv2d_weight_grad, whose VJPs are the three
+    # primitives again: order 3 differentiates each of them.
+    rng = numpy.random.default_rng(5)
+    x, w = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2, 3, 2))
+    cotangent = rng.standard_normal((2, 3, 3, 3))
+
+    def loss(x, w):
+        out = ops.conv2d(x, w, 2, 1)
+        return ops.sum(ops.multiply(ops.square(out), cotangent))
+
+    check_grads(loss, x, w, order=3)
+
+
+def test_conv2d_results_are_not_views_of_its_reused_workspace():
+    # A batch of one makes the transposed col2im result contiguous: it must still be a copy.
+    rng = numpy.random.default_rng(6)
+    x, w = rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((3, 2, 3, 3))
+    grad_out = rng.standard_normal((1, 3, 4, 4))
+
+    def results(scale):
+        return [ops.conv2d(scale * x, w, 1, 1),
+                ops.conv2d_input_grad(scale * grad_out, w, x.shape, 1, 1),
+                ops.conv2d_weight_grad(scale * x, grad_out, (3, 3), 1, 1),
+                ops.im2col(scale * x, (3, 3), 1, 1)]
+
+    first = results(1.0)
+    copies = [out.copy() for out in first]
+    results(-3.0)  # the same shapes again, other values
+    for out, copy in zip(first, copies):
+        assert_allclose(out, copy, rtol=0, atol=0)
+
+
+def test_im2col_after_another_padding_with_the_same_padded_shape_is_right():
+    # (1, 2, 4, 4) padded by 1 and (1, 2, 6, 6) unpadded share the padded shape (2, 6, 6, 1):
+    # the second must not see the first's zero border as its own pixels, nor the reverse.
+    rng = numpy.random.default_rng(7)
+    small, large = rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((1, 2, 6, 6))
+    for _ in range(2):
+        assert_allclose(ops.im2col(small, (3, 3), 1, 1), im2col_reference(small, (3, 3), 1, 1))
+        assert_allclose(ops.im2col(large, (3, 3), 1, 0), im2col_reference(large, (3, 3), 1, 0))

@@ -3,7 +3,8 @@
 Import as ``from minode import ops`` and write models with ``ops.tanh``, ``ops.matmul``, ... so
 they run on NumPy and CuPy alike. Arithmetic operators on traced arrays work too.
 """
-from minode.ops.conv import avg_pool2d, col2im, conv2d, global_avg_pool, im2col
+from minode.ops.conv import (avg_pool2d, col2im, conv2d, conv2d_input_grad, conv2d_weight_grad,
+                             global_avg_pool, im2col)
 from minode.ops.elementwise import (absolute, add, as_dtype, astype, cos, divide, elu, exp, log,
                                     multiply, negative, power, relu, sigmoid, sin, softplus,
                                     sqrt, square, subtract, tanh, where)

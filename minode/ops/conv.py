@@ -16,12 +16,13 @@ and the gradients are the two matrix-product VJPs plus the adjoint of the copy:
 im2col and col2im are each other's VJP, and the VJPs of conv2d are built from them and matrix
 products, so gradients of every order are convolutions again.
 """
-from autograd.extend import defvjp, defvjp_argnums, primitive
+import threading
+
+from autograd.extend import defvjp, primitive
 
 from minode import backend
-from minode.ops.linalg import matmul
 from minode.ops.reductions import mean
-from minode.ops.shapes import getitem, reshape, transpose
+from minode.ops.shapes import getitem, reshape
 
 
 def _output_size(size, kernel, stride, padding):
@@ -33,6 +34,98 @@ def _window(start, count, stride):
     return slice(start, start + stride * (count - 1) + 1, stride)
 
 
+# glibc returns freed blocks of more than about a megabyte to the kernel, so a fresh
+# (C*kh*kw, H_out*W_out*N) buffer at every convolution is paid for again in page faults (half
+# the time of the ODE block's forward + VJP). The buffers that never leave a primitive (the
+# patches, the padded image) are therefore kept per thread and shape and reused.
+_workspace = threading.local()
+_WORKSPACE_MAX_BYTES = 32 << 20  # larger ones (big evaluation batches) are not kept
+_WORKSPACE_MAX_BUFFERS = 16
+
+
+def _scratch(role, shape, dtype, zeros=False):
+    """An array of ``shape`` owned by this module, reused by later calls (made with zeros
+    where asked, else uninitialised).
+
+    Only for temporaries that are dead when the primitive returns: the next call with the same
+    ``role``, shape and dtype overwrites it."""
+    xp = backend.xp
+    if not hasattr(_workspace, "buffers"):
+        _workspace.buffers = {}
+    buffers = _workspace.buffers
+    key = (backend.name, role, shape, str(dtype))
+    buffer = buffers.get(key)
+    if buffer is None:
+        buffer = (xp.zeros if zeros else xp.empty)(shape, dtype=dtype)
+        if buffer.nbytes <= _WORKSPACE_MAX_BYTES:
+            if len(buffers) >= _WORKSPACE_MAX_BUFFERS:
+                buffers.pop(next(iter(buffers)))  # the oldest
+            buffers[key] = buffer
+    return buffer
+
+
+def _padded(role, x_shape, dtype, padding):
+    """A (C, H + 2 padding, W + 2 padding, N) workspace for ``x_shape`` (N, C, H, W).
+
+    For "im2col" it is zero outside the image (made with zeros; `_patches` overwrites only the
+    inside, so the border stays zero across reuses); for "col2im", which adds into all of it,
+    it is zeroed at every call."""
+    n, c, h, w = x_shape
+    shape = (c, h + 2 * padding, w + 2 * padding, n)
+    if role == "im2col":
+        return _scratch((role, padding), shape, dtype, zeros=True)
+    padded = _scratch(role, shape, dtype)
+    padded.fill(0)
+    return padded
+
+
+def _patches(x, kernel_size, stride, padding, out):
+    """Write im2col(x) into ``out`` (C, kh, kw, H_out, W_out, N); returns it as a matrix."""
+    kh, kw = kernel_size
+    n, c, h, w = x.shape
+    _, _, _, h_out, w_out, _ = out.shape
+    # Layout (C, H, W, N), batch innermost: for stride 1 each kernel offset is then a copy of
+    # contiguous runs of W_out*N numbers (not of short image rows of W_out), and the columns come
+    # out in the order the matrix product wants.
+    padded = _padded("im2col", x.shape, x.dtype, padding)
+    padded[:, padding:padding + h, padding:padding + w, :] = backend.xp.transpose(x, (1, 2, 3, 0))
+    for i in range(kh):
+        for j in range(kw):
+            out[:, i, j] = padded[:, _window(i, h_out, stride), _window(j, w_out, stride), :]
+    return backend.xp.reshape(out, (c * kh * kw, h_out * w_out * n))
+
+
+def _patches_shape(x_shape, kernel_size, stride, padding):
+    n, c, h, w = x_shape
+    kh, kw = kernel_size
+    return (c, kh, kw, _output_size(h, kh, stride, padding), _output_size(w, kw, stride, padding),
+            n)
+
+
+def _scratch_patches(x, kernel_size, stride, padding):
+    """im2col(x) in this module's workspace: valid until the next convolution."""
+    shape = _patches_shape(x.shape, kernel_size, stride, padding)
+    return _patches(x, kernel_size, stride, padding, _scratch("cols", shape, x.dtype))
+
+
+def _add_patches(cols, x_shape, kernel_size, stride, padding):
+    """col2im: add the columns ``cols`` back onto their pixels; a new (N, C, H, W) array."""
+    xp = backend.xp
+    kh, kw = kernel_size
+    n, c, h, w = x_shape
+    shape = _patches_shape(x_shape, kernel_size, stride, padding)
+    cols = xp.reshape(cols, shape)
+    h_out, w_out = shape[3:5]
+    padded = _padded("col2im", x_shape, cols.dtype, padding)
+    for i in range(kh):
+        for j in range(kw):
+            padded[:, _window(i, h_out, stride), _window(j, w_out, stride), :] += cols[:, i, j]
+    inner = padded[:, padding:padding + h, padding:padding + w, :]
+    # copy(), not ascontiguousarray: for N = 1 the transpose is already contiguous, and the
+    # result must not be a view of the workspace.
+    return xp.transpose(inner, (3, 0, 1, 2)).copy()
+
+
 @primitive
 def im2col(x, kernel_size, stride=1, padding=0):
     """The (kh, kw) patches of ``x`` (N, C, H, W) as columns: shape (C*kh*kw, H_out*W_out*N).
@@ -41,20 +134,8 @@ def im2col(x, kernel_size, stride=1, padding=0):
     is the patch of image ``n`` whose top-left corner sits at ``(p*stride - padding,
     q*stride - padding)``. Zero padding is applied on all four sides.
     """
-    xp = backend.xp
-    kh, kw = kernel_size
-    n, c, h, w = x.shape
-    h_out, w_out = _output_size(h, kh, stride, padding), _output_size(w, kw, stride, padding)
-    # Layout (C, H, W, N), batch innermost: for stride 1 each kernel offset is then a copy of
-    # contiguous runs of W_out*N numbers (not of short image rows of W_out), and the columns come
-    # out in the order the matrix product wants.
-    padded = xp.zeros((c, h + 2 * padding, w + 2 * padding, n), dtype=x.dtype)
-    padded[:, padding:padding + h, padding:padding + w, :] = xp.transpose(x, (1, 2, 3, 0))
-    cols = xp.empty((c, kh, kw, h_out, w_out, n), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, i, j] = padded[:, _window(i, h_out, stride), _window(j, w_out, stride), :]
-    return xp.reshape(cols, (c * kh * kw, h_out * w_out * n))
+    shape = _patches_shape(x.shape, kernel_size, stride, padding)
+    return _patches(x, kernel_size, stride, padding, backend.xp.empty(shape, dtype=x.dtype))
 
 
 @primitive
@@ -65,17 +146,7 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
     share pixels, so their contributions accumulate; entries that came from the zero padding
     are dropped. Returns an array of shape ``x_shape`` (N, C, H, W).
     """
-    xp = backend.xp
-    kh, kw = kernel_size
-    n, c, h, w = x_shape
-    h_out, w_out = _output_size(h, kh, stride, padding), _output_size(w, kw, stride, padding)
-    cols = xp.reshape(cols, (c, kh, kw, h_out, w_out, n))
-    padded = xp.zeros((c, h + 2 * padding, w + 2 * padding, n), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            padded[:, _window(i, h_out, stride), _window(j, w_out, stride), :] += cols[:, i, j]
-    inner = padded[:, padding:padding + h, padding:padding + w, :]
-    return xp.ascontiguousarray(xp.transpose(inner, (3, 0, 1, 2)))
+    return _add_patches(cols, x_shape, kernel_size, stride, padding)
 
 
 defvjp(im2col, lambda result, x, kernel_size, stride=1, padding=0: lambda grad_out: col2im(
@@ -85,8 +156,14 @@ defvjp(col2im, lambda result, cols, x_shape, kernel_size, stride=1, padding=0:
 
 
 def _filter_matrix(w):
-    """``w`` (C_out, C, kh, kw) as the (C_out, C*kh*kw) matrix W."""
-    return reshape(w, (w.shape[0], -1))
+    """``w`` (C_out, C, kh, kw) as the (C_out, C*kh*kw) matrix W (a view on every backend)."""
+    return backend.xp.reshape(w, (w.shape[0], -1))
+
+
+def _output_matrix(grad_out):
+    """An (N, C_out, H_out, W_out) array as the (C_out, H_out*W_out*N) matrix G (a copy)."""
+    xp = backend.xp
+    return xp.reshape(xp.transpose(grad_out, (1, 2, 3, 0)), (grad_out.shape[1], -1))
 
 
 @primitive
@@ -107,38 +184,59 @@ def conv2d(x, w, stride=1, padding=0):
     n, _, h, width = x.shape
     c_out, _, kh, kw = w.shape
     h_out, w_out = _output_size(h, kh, stride, padding), _output_size(width, kw, stride, padding)
-    product = xp.matmul(_filter_matrix(w), im2col(x, (kh, kw), stride, padding))
+    product = xp.matmul(_filter_matrix(w), _scratch_patches(x, (kh, kw), stride, padding))
     # (C_out, H_out*W_out*N) -> contiguous (N, C_out, H_out, W_out)
     return xp.ascontiguousarray(xp.transpose(xp.reshape(product, (c_out, h_out, w_out, n)),
                                              (3, 0, 1, 2)))
 
 
-def _conv2d_vjp(argnums, result, args, kwargs):
-    # G = grad_out as a (C_out, H_out*W_out*N) matrix, shared by both gradients:
-    #     grad_x = col2im(W^T G),
-    #     grad_W = G cols^T, evaluated as (cols G^T)^T (BLAS runs that orientation faster).
-    # cols = im2col(x) is recomputed here rather than kept from the forward pass: it is
-    # kh*kw times larger than x, and rebuilding it is cheaper than reading it back from memory.
-    return _conv2d_vjp_of(argnums, *args, **kwargs)
+@primitive
+def conv2d_input_grad(grad_out, w, x_shape, stride=1, padding=0):
+    """The VJP of `conv2d` with respect to x: ``col2im(W^T G)``, shape ``x_shape``.
 
-
-def _conv2d_vjp_of(argnums, x, w, stride=1, padding=0):
+    ``grad_out`` (N, C_out, H_out, W_out) is the cotangent of conv2d's output and G its
+    (C_out, H_out*W_out*N) matrix; this is the transposed convolution of ``grad_out`` with ``w``.
+    """
+    xp = backend.xp
     kernel_size = w.shape[2:]
-
-    def vjp(grad_out):
-        grad_matrix = reshape(transpose(grad_out, (1, 2, 3, 0)), (grad_out.shape[1], -1))
-        grads = []
-        if 0 in argnums:
-            grad_cols = matmul(transpose(_filter_matrix(w)), grad_matrix)
-            grads.append(col2im(grad_cols, x.shape, kernel_size, stride, padding))
-        if 1 in argnums:
-            cols = im2col(x, kernel_size, stride, padding)
-            grads.append(reshape(transpose(matmul(cols, transpose(grad_matrix))), w.shape))
-        return tuple(grads)
-    return vjp
+    grad_cols = _scratch("grad_cols", _patches_shape(x_shape, kernel_size, stride, padding),
+                         grad_out.dtype)
+    xp.matmul(xp.transpose(_filter_matrix(w)), _output_matrix(grad_out),
+              out=xp.reshape(grad_cols, (w.shape[1] * w.shape[2] * w.shape[3], -1)))
+    return _add_patches(grad_cols, x_shape, kernel_size, stride, padding)
 
 
-defvjp_argnums(conv2d, _conv2d_vjp)
+@primitive
+def conv2d_weight_grad(x, grad_out, kernel_size, stride=1, padding=0):
+    """The VJP of `conv2d` with respect to w: ``G im2col(x)^T`` as (C_out, C, kh, kw).
+
+    Evaluated as ``(im2col(x) G^T)^T``: BLAS runs that orientation faster.
+    """
+    xp = backend.xp
+    cols = _scratch_patches(x, kernel_size, stride, padding)
+    product = xp.matmul(cols, xp.transpose(_output_matrix(grad_out)))
+    return xp.reshape(xp.transpose(product), (grad_out.shape[1], x.shape[1]) + tuple(kernel_size))
+
+
+# conv2d, conv2d_input_grad and conv2d_weight_grad are bilinear, and each one's VJPs are the
+# other two with the cotangent in place of one argument (for y = conv2d(x, w) with cotangent G:
+# <G, W im2col(x)> = <W^T G, im2col(x)> = <G im2col(x)^T, W>), so gradients of every order stay
+# within these three primitives.
+defvjp(conv2d,
+       lambda result, x, w, stride=1, padding=0: lambda grad_out: conv2d_input_grad(
+           grad_out, w, x.shape, stride, padding),
+       lambda result, x, w, stride=1, padding=0: lambda grad_out: conv2d_weight_grad(
+           x, grad_out, w.shape[2:], stride, padding))
+defvjp(conv2d_input_grad,
+       lambda result, grad_out, w, x_shape, stride=1, padding=0: lambda grad_x: conv2d(
+           grad_x, w, stride, padding),
+       lambda result, grad_out, w, x_shape, stride=1, padding=0: lambda grad_x:
+       conv2d_weight_grad(grad_x, grad_out, w.shape[2:], stride, padding))
+defvjp(conv2d_weight_grad,
+       lambda result, x, grad_out, kernel_size, stride=1, padding=0: lambda grad_w:
+       conv2d_input_grad(grad_out, grad_w, x.shape, stride, padding),
+       lambda result, x, grad_out, kernel_size, stride=1, padding=0: lambda grad_w: conv2d(
+           x, grad_w, stride, padding))
 
 
 def _check_conv_args(x, w, stride, padding):

@@ -9,12 +9,28 @@ No statistic crosses the batch axis, so a Neural ODE's dynamics stay per-sample 
 inside an ODE function would make one sample's derivative depend on the others). The learnable
 scale and shift are applied by `minode.nn.group_norm` with broadcasting multiply and add.
 """
+from types import SimpleNamespace
+
 from autograd.extend import defvjp, primitive
+from autograd.tracer import isbox
 
 from minode import backend
 from minode.ops.elementwise import sqrt, square
 from minode.ops.reductions import mean
 from minode.ops.shapes import reshape
+
+# The VJP below calls these primitives when one of its inputs is traced (a higher derivative),
+# and otherwise (the adjoint's first-order backward pass) the plain functions they wrap: the
+# same arithmetic without autograd's check of every argument for a box, some 10 calls per
+# group norm per evaluation.
+_PRIMITIVES = SimpleNamespace(mean=mean, reshape=reshape, sqrt=sqrt, square=square)
+_PLAIN_FUNCTIONS = SimpleNamespace(**{name: function.fun
+                                      for name, function in vars(_PRIMITIVES).items()})
+
+
+def _primitives_for(*values):
+    """`_PRIMITIVES` when any of ``values`` is traced, else `_PLAIN_FUNCTIONS`."""
+    return _PRIMITIVES if any(isbox(value) for value in values) else _PLAIN_FUNCTIONS
 
 
 def _grouped_shape(x_shape, groups):
@@ -41,18 +57,20 @@ def _group_norm_vjp(result, x, groups, eps=1e-5):
     # With xhat = (x - mean) / std over a group of m entries, the chain rule through the mean
     # and the variance gives, per group (means over the group's m entries):
     #     grad_x = (grad_out - mean(grad_out) - xhat * mean(grad_out * xhat)) / std.
-    # Written with minode's primitives, so that it is differentiable again.
+    # Written with minode's primitives (`_primitives_for`), so that it is differentiable again.
+    p = _primitives_for(result, x)
     grouped_shape = _grouped_shape(x.shape, groups)
-    xhat = reshape(result, grouped_shape)
-    grouped = reshape(x, grouped_shape)
-    centered = grouped - mean(grouped, axis=-1, keepdims=True)
-    inverse_std = 1 / sqrt(mean(square(centered), axis=-1, keepdims=True) + eps)
+    xhat = p.reshape(result, grouped_shape)
+    grouped = p.reshape(x, grouped_shape)
+    centered = grouped - p.mean(grouped, axis=-1, keepdims=True)
+    inverse_std = 1 / p.sqrt(p.mean(p.square(centered), axis=-1, keepdims=True) + eps)
 
     def vjp(grad_out):
-        grad = reshape(grad_out, grouped_shape)
-        grad_x = (grad - mean(grad, axis=-1, keepdims=True)
-                  - xhat * mean(grad * xhat, axis=-1, keepdims=True)) * inverse_std
-        return reshape(grad_x, x.shape)
+        q = _primitives_for(grad_out, xhat, inverse_std)
+        grad = q.reshape(grad_out, grouped_shape)
+        grad_x = (grad - q.mean(grad, axis=-1, keepdims=True)
+                  - xhat * q.mean(grad * xhat, axis=-1, keepdims=True)) * inverse_std
+        return q.reshape(grad_x, x.shape)
     return vjp
 
 
