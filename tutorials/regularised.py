@@ -29,8 +29,8 @@ Reduced scale, hard: the default run trains the ODE-Net with 16 channels for 400
 accuracy stays far below Tutorial 2's) and the CNF with 16 units for 600 steps of 256 points
 (Tutorial 4: 64 units, 800 steps); each variant costs one to three times the baseline's time.
 
-Run ``python tutorials/regularised.py`` (8.2 minutes of CPU time on one core of a 2-core
-machine, 7.9 of them training) and look at
+Run ``python tutorials/regularised.py`` (8.8 minutes of CPU time on one core of a 2-core
+machine, 8.5 of them training) and look at
 ``results/regularised/``: ``nfe_over_training.png``, ``table.md`` and a result file per model
 and variant. ``--experiments odenet`` or ``--variants none kinetic`` run parts. Each training
 saves a checkpoint every 50 steps; ``--resume`` continues from it (a finished one is loaded)
