@@ -3,8 +3,8 @@
     python docs/make_gallery.py [RESULTS]
 
 ``RESULTS`` is the folder holding the tutorials' output folders (default ``results``: the
-folders ``spiral/``, ``mnist_odenet/``, ``latent_ode/``, ``cnf/`` and ``stiff/`` that the
-default runs write). Each figure is scaled to at most `WIDTH` pixels wide; ``README.md``'s
+folders ``spiral/``, ``mnist_odenet/``, ``latent_ode/``, ``cnf/``, ``stiff/``, ``augmented/``
+and ``regularised/`` that the default runs write). Each figure is scaled to at most `WIDTH` pixels wide; ``README.md``'s
 gallery shows them beside the paper's figures they reproduce.
 """
 import argparse
@@ -23,6 +23,8 @@ FIGURES = [
     ("latent_ode", "reconstructions.png"), ("latent_ode", "homotopy.png"),
     ("cnf", "figure4.png"), ("cnf", "figure5_circles.png"),
     ("stiff", "trajectories.png"), ("stiff", "solvers.png"),
+    ("augmented", "flip_1d.png"), ("augmented", "annuli_boundaries.png"),
+    ("regularised", "nfe_over_training.png"),
 ]
 GALLERY = Path(__file__).resolve().parent / "gallery"
 
