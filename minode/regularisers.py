@@ -39,6 +39,7 @@ from autograd.tracer import getval
 
 from minode import backend, cnf, ops
 from minode.checks import check_choice, check_positive
+from minode.dynamics import check_derivative
 from minode.odeint import odeint
 
 __all__ = ["REGULARISERS", "UNCONTROLLED_SCALE", "regularised_odeint", "regularised_flow",
@@ -132,9 +133,12 @@ def regulariser_rates(func, z, t, params, regularisers, noise=None, direction=1.
     """
     if "jacobian" in regularisers:
         vjp, dz_dt = make_vjp(lambda z: func(z, t, params))(z)
-        probe_vjp = vjp(noise)
     else:
-        dz_dt, probe_vjp = func(z, t, params), None
+        vjp, dz_dt = None, func(z, t, params)
+    # the state is solved flattened per sample, where a dz/dt of another shape with as many
+    # entries would pass unnoticed
+    check_derivative(dz_dt, z, t, func)
+    probe_vjp = vjp(noise) if vjp is not None else None
     return dz_dt, _rates_from(dz_dt, probe_vjp, regularisers, direction)
 
 

@@ -185,3 +185,17 @@ def test_a_state_without_a_batch_axis_is_refused():
 def test_steer_refuses_an_interval_that_reaches_the_start(end, half_width, match):
     with pytest.raises(ValueError, match=match):
         regularisers.steer_end_time(end, half_width, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("names, noise", [(("kinetic",), None),
+                                          (("jacobian",), np.ones((2, 3, 4)))])
+def test_a_field_of_another_shape_is_refused_not_reshaped(names, noise):
+    # (2, 4, 3) for a (2, 3, 4) state has as many entries: flattening it per sample would
+    # silently solve another ODE, which odeint itself refuses
+    def swapped(z, t, params):
+        return ops.negative(ops.transpose(z, (0, 2, 1)))
+
+    with pytest.raises(ValueError, match=r"func must return dy/dt with the shape of y "
+                                         r"\(2, 3, 4\), got \(2, 4, 3\)"):
+        regularisers.regularised_odeint(swapped, np.ones((2, 3, 4)), np.array([0.0, 1.0]),
+                                        regularisers=names, noise=noise)
