@@ -35,6 +35,15 @@ def _check_series(times, xs, n_read):
     if times.shape[1] < 2:
         raise ValueError(f"times must hold at least 2 points per row to predict one, got "
                          f"T = {times.shape[1]}")
+    if not numpy.all(numpy.isfinite(times)):
+        raise ValueError("times must be finite; drop or fill the missing times")
+    back = numpy.argwhere(numpy.diff(times, axis=1) < 0)
+    if back.size:
+        row, i = back[0]
+        raise ValueError(f"times must not decrease along a row (each row is one series, in time "
+                         f"order), got {times[row, i]!r} then {times[row, i + 1]!r} in row "
+                         f"{row}; sort each row with its values, and forecast only after the "
+                         f"last observation")
     if not 1 <= n_read <= times.shape[1]:
         raise ValueError(f"n_read must be between 1 and T = {times.shape[1]} (the points read "
                          f"before the GRU runs on its own predictions), got {n_read}")

@@ -135,3 +135,17 @@ def test_predict_refuses_future_times_of_another_batch():
     with pytest.raises(ValueError, match="times must be"):
         gru_forecast.predict(params, numpy.ones((2, 3)), numpy.zeros((2, 3, 2)),
                              numpy.ones((3, 4)))
+
+
+def test_times_that_go_back_are_refused_not_read_as_negative_gaps():
+    rng = numpy.random.default_rng(10)
+    params = gru_forecast.init(rng, units=3)
+    times, xs = series(rng)
+    with pytest.raises(ValueError, match=r"times must not decrease along a row.*row 0"):
+        gru_forecast.rollout(params, times[:, ::-1], xs, 3)
+    with pytest.raises(ValueError, match=r"times must not decrease along a row.*row 1"):
+        gru_forecast.predict(params, times[:, :3], xs[:, :3], times[:, 3:] - [[0], [5], [0]])
+    nan_times = times.copy()
+    nan_times[2, 4] = numpy.nan
+    with pytest.raises(ValueError, match="times must be finite"):
+        gru_forecast.rollout(params, nan_times, xs, 3)
