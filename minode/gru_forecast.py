@@ -74,6 +74,10 @@ def negative_log_likelihood(targets, predicted, likelihood_std):
 
     ``targets`` (B, T, F) on the host, ``predicted`` (T, B, F)."""
     targets = backend.asarray(numpy.ascontiguousarray(numpy.swapaxes(targets, 0, 1)))
+    if tuple(predicted.shape) != tuple(targets.shape):
+        raise ValueError(f"predicted must have shape (T, B, F) = {tuple(targets.shape)}, the "
+                         f"targets' (B, T, F) with T and B swapped, got "
+                         f"{tuple(predicted.shape)}")
     log_likelihood = ops.gaussian_log_likelihood(targets, predicted,
                                                  2 * numpy.log(likelihood_std))
     return ops.divide(ops.negative(ops.sum(log_likelihood)), targets.shape[1])

@@ -149,3 +149,12 @@ def test_times_that_go_back_are_refused_not_read_as_negative_gaps():
     nan_times[2, 4] = numpy.nan
     with pytest.raises(ValueError, match="times must be finite"):
         gru_forecast.rollout(params, nan_times, xs, 3)
+
+
+@pytest.mark.parametrize("predicted_shape", [(5, 3, 1), (1, 3, 2), (5, 1, 2)])
+def test_predictions_of_another_shape_are_refused_not_broadcast(predicted_shape):
+    # one feature, one time or one series broadcast against the (5, 3, 2) targets would give
+    # a finite likelihood of other predictions than the caller's
+    targets = numpy.random.default_rng(11).normal(size=(3, 5, 2))
+    with pytest.raises(ValueError, match=r"predicted must have shape \(T, B, F\) = \(5, 3, 2\)"):
+        gru_forecast.negative_log_likelihood(targets, numpy.zeros(predicted_shape), 0.3)
