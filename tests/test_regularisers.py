@@ -199,3 +199,20 @@ def test_a_field_of_another_shape_is_refused_not_reshaped(names, noise):
                                          r"\(2, 3, 4\), got \(2, 4, 3\)"):
         regularisers.regularised_odeint(swapped, np.ones((2, 3, 4)), np.array([0.0, 1.0]),
                                         regularisers=names, noise=noise)
+
+
+def test_float16_without_error_control_is_refused_not_returned_as_nan():
+    # the integrals are carried times 1e-8, which float16 rounds to zero
+    half = np.float16
+    with pytest.raises(ValueError, match="error_control=False.*float16.*error_control=True"):
+        regularisers.regularised_odeint(linear, np.ones((2, 3), half), np.array([0.0, 1.0]),
+                                        A.astype(half), noise=np.ones((2, 3), half),
+                                        method="rk4", step_size=0.1)
+    _, integrals = regularisers.regularised_odeint(
+        linear, np.ones((2, 3), half), np.array([0.0, 1.0]), A.astype(half),
+        noise=np.ones((2, 3), half), method="rk4", step_size=0.1, error_control=True)
+    _, reference = regularisers.regularised_odeint(
+        linear, np.ones((2, 3)), np.array([0.0, 1.0]), A, noise=np.ones((2, 3)),
+        method="rk4", step_size=0.1)
+    for name in regularisers.REGULARISERS:   # float16: 3 significant digits
+        np.testing.assert_allclose(integrals[name], reference[name], rtol=3e-3)
