@@ -15,6 +15,7 @@ Series are batched as ``times`` (B, T), each row its own increasing times, and v
 import numpy
 
 from minode import backend, nn, ops
+from minode.checks import check_positive
 
 __all__ = ["init", "rollout", "negative_log_likelihood", "rollout_nll", "predict"]
 
@@ -73,6 +74,7 @@ def negative_log_likelihood(targets, predicted, likelihood_std):
     """-sum log N(targets; predicted, s^2) over all points, divided by the number of series.
 
     ``targets`` (B, T, F) on the host, ``predicted`` (T, B, F)."""
+    check_positive("likelihood_std", likelihood_std)
     targets = backend.asarray(numpy.ascontiguousarray(numpy.swapaxes(targets, 0, 1)))
     if tuple(predicted.shape) != tuple(targets.shape):
         raise ValueError(f"predicted must have shape (T, B, F) = {tuple(targets.shape)}, the "

@@ -158,3 +158,12 @@ def test_predictions_of_another_shape_are_refused_not_broadcast(predicted_shape)
     targets = numpy.random.default_rng(11).normal(size=(3, 5, 2))
     with pytest.raises(ValueError, match=r"predicted must have shape \(T, B, F\) = \(5, 3, 2\)"):
         gru_forecast.negative_log_likelihood(targets, numpy.zeros(predicted_shape), 0.3)
+
+
+@pytest.mark.parametrize("likelihood_std", [0.0, -0.3, float("nan")])
+def test_a_likelihood_std_that_is_not_positive_is_refused_not_returned_as_nan(likelihood_std):
+    rng = numpy.random.default_rng(12)
+    params = gru_forecast.init(rng, units=3)
+    times, xs = series(rng)
+    with pytest.raises(ValueError, match="likelihood_std must be a positive finite number"):
+        gru_forecast.rollout_nll(params, times, xs, 3, likelihood_std)
