@@ -12,6 +12,8 @@ RNN must at test time) and prediction past the last observation.
 Series are batched as ``times`` (B, T), each row its own increasing times, and values
 ``xs`` (B, T, F), on the host; predictions come back as (T - 1, B, F) traced arrays.
 """
+import numbers
+
 import numpy
 
 from minode import backend, nn, ops
@@ -45,9 +47,11 @@ def _check_series(times, xs, n_read):
                          f"order), got {times[row, i]!r} then {times[row, i + 1]!r} in row "
                          f"{row}; sort each row with its values, and forecast only after the "
                          f"last observation")
-    if not 1 <= n_read <= times.shape[1]:
-        raise ValueError(f"n_read must be between 1 and T = {times.shape[1]} (the points read "
-                         f"before the GRU runs on its own predictions), got {n_read}")
+    if (isinstance(n_read, bool) or not isinstance(n_read, numbers.Integral)
+            or not 1 <= n_read <= times.shape[1]):
+        raise ValueError(f"n_read must be an integer between 1 and T = {times.shape[1]} (the "
+                         f"points read before the GRU runs on its own predictions), got "
+                         f"{n_read!r}")
 
 
 def rollout(params, times, xs, n_read):

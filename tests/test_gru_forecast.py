@@ -123,7 +123,8 @@ def test_a_multi_step_loss_decreases_on_a_tiny_forecasting_problem():
 @pytest.mark.parametrize("times_shape, xs_shape, n_read, match", [
     ((3, 6), (3, 5, 2), 2, "times must be"), ((3,), (3, 6, 2), 2, "times must be"),
     ((3, 1), (3, 1, 2), 1, "at least 2 points"), ((3, 6), (3, 6, 2), 0, "n_read must be"),
-    ((3, 6), (3, 6, 2), 7, "n_read must be")])
+    ((3, 6), (3, 6, 2), 7, "n_read must be"), ((3, 6), (3, 6, 2), 2.0, "n_read must be"),
+    ((3, 6), (3, 6, 2), True, "n_read must be")])
 def test_bad_series_are_refused_naming_the_argument(times_shape, xs_shape, n_read, match):
     params = gru_forecast.init(numpy.random.default_rng(8), units=3)
     with pytest.raises(ValueError, match=match):
