@@ -63,7 +63,8 @@ def rollout(params, times, xs, n_read):
     """
     _check_series(times, xs, n_read)
     gaps = numpy.diff(numpy.asarray(times, dtype=float), axis=1)[..., None]   # (B, T - 1, 1)
-    values = backend.asarray(numpy.ascontiguousarray(numpy.swapaxes(xs[:, :n_read], 0, 1)))
+    read = numpy.asarray(xs)[:, :n_read]
+    values = backend.asarray(numpy.ascontiguousarray(numpy.swapaxes(read, 0, 1)))
     h = backend.xp.zeros((gaps.shape[0], params["gru"]["w_hh"].shape[1]))
     predictions = []
     for i in range(gaps.shape[1]):

@@ -168,3 +168,12 @@ def test_a_likelihood_std_that_is_not_positive_is_refused_not_returned_as_nan(li
     times, xs = series(rng)
     with pytest.raises(ValueError, match="likelihood_std must be a positive finite number"):
         gru_forecast.rollout_nll(params, times, xs, 3, likelihood_std)
+
+
+def test_series_given_as_nested_lists_roll_out_like_arrays():
+    rng = numpy.random.default_rng(13)
+    params = gru_forecast.init(rng, units=3)
+    times, xs = series(rng)
+    numpy.testing.assert_array_equal(
+        backend.to_numpy(gru_forecast.rollout(params, times.tolist(), xs.tolist(), 3)),
+        backend.to_numpy(gru_forecast.rollout(params, times, xs, 3)))
