@@ -142,16 +142,18 @@ def regulariser_rates(func, z, t, params, regularisers, noise=None, direction=1.
     return dz_dt, _rates_from(dz_dt, probe_vjp, regularisers, direction)
 
 
-def steer_end_time(end, half_width, rng):
+def steer_end_time(end, half_width, rng, start=0.0):
     """STEER's end time (Ghosh et al. 2020): a draw from U[end - half_width,
-    end + half_width], for one training step; ``rng`` a ``numpy.random.Generator``.
+    end + half_width], for one training step of a solve from ``start`` (default 0) to about
+    ``end``; ``rng`` a ``numpy.random.Generator``.
 
-    ``half_width`` must be below ``|end|`` so that the interval keeps its direction.
+    ``half_width`` must be below ``|end - start|`` so that the interval keeps its direction.
     """
     check_positive("half_width", half_width)
-    if not half_width < abs(end):
-        raise ValueError(f"half_width must be below |end| = {abs(end)!r} so that the sampled "
-                         f"end time stays on the same side of the start, got {half_width!r}")
+    if not half_width < abs(end - start):
+        raise ValueError(f"half_width must be below |end - start| = {abs(end - start)!r} so "
+                         f"that the sampled end time stays on the same side of the start "
+                         f"{start!r}, got {half_width!r}")
     return float(rng.uniform(end - half_width, end + half_width))
 
 

@@ -216,3 +216,12 @@ def test_float16_without_error_control_is_refused_not_returned_as_nan():
         method="rk4", step_size=0.1)
     for name in regularisers.REGULARISERS:   # float16: 3 significant digits
         np.testing.assert_allclose(integrals[name], reference[name], rtol=3e-3)
+
+
+def test_steer_keeps_the_direction_from_a_start_other_than_zero():
+    # from t0 = 1 to T = 2, b = 1.5 would draw end times before the start: a backward solve
+    with pytest.raises(ValueError, match=r"half_width must be below \|end - start\| = 1.0"):
+        regularisers.steer_end_time(2.0, 1.5, np.random.default_rng(0), start=1.0)
+    rng = np.random.default_rng(6)
+    draws = [regularisers.steer_end_time(-2.0, 0.5, rng, start=-1.0) for _ in range(200)]
+    assert min(draws) >= -2.5 and max(draws) <= -1.5
