@@ -258,6 +258,12 @@ def _direction(t):
     """+1.0 for increasing ``t``, -1.0 for decreasing (checked in full by `odeint`)."""
     host = backend.to_numpy(getval(t) if hasattr(getval(t), "ndim")
                             else backend.asarray(t, dtype="float64"))
-    if host.ndim != 1 or host.shape[0] < 2:
-        raise ValueError(f"t must be a 1-D array of at least 2 times, got shape {host.shape}")
+    if host.ndim != 1:
+        raise ValueError(f"t must be one time grid for the whole batch, a 1-D array, got shape "
+                         f"{host.shape}; per-sample grids (B, T), which odeint takes, are not "
+                         f"supported here: solve the samples that share a grid together, one "
+                         f"call per grid")
+    if host.shape[0] < 2:
+        raise ValueError(f"t must hold at least 2 times (the start and an output time), got "
+                         f"shape {host.shape}")
     return 1.0 if host[-1] > host[0] else -1.0

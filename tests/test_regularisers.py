@@ -225,3 +225,14 @@ def test_steer_keeps_the_direction_from_a_start_other_than_zero():
     rng = np.random.default_rng(6)
     draws = [regularisers.steer_end_time(-2.0, 0.5, rng, start=-1.0) for _ in range(200)]
     assert min(draws) >= -2.5 and max(draws) <= -1.5
+
+
+def test_per_sample_time_grids_are_refused_with_what_to_do_instead():
+    with pytest.raises(ValueError, match=r"one time grid for the whole batch.*shape \(2, 2\).*"
+                                         r"one call per grid"):
+        regularisers.regularised_odeint(linear, np.ones((2, 3)),
+                                        np.array([[0.0, 1.0], [0.0, 2.0]]), A,
+                                        regularisers=("kinetic",))
+    with pytest.raises(ValueError, match=r"at least 2 times.*shape \(1,\)"):
+        regularisers.regularised_odeint(linear, np.ones((2, 3)), np.array([1.0]), A,
+                                        regularisers=("kinetic",))
