@@ -20,6 +20,7 @@ gradient with respect to the first d entries of the augmented initial state.
 """
 import numbers
 
+import numpy
 from autograd.tracer import getval
 
 from minode import backend, ops
@@ -96,7 +97,9 @@ def augmented_odeint(func, y0, t, params=None, *, p, axis=-1, keep_augmented=Fal
     value = getval(y0)
     _check_p(p)
     axis = _check_axis(axis, value.ndim)
-    if axis == 0 and getattr(getval(t), "ndim", 1) == 2:
+    t_value = getval(t)   # an array of the backend, or a nested list as odeint takes it
+    t_ndim = t_value.ndim if hasattr(t_value, "ndim") else numpy.ndim(t_value)
+    if axis == 0 and t_ndim == 2:
         raise ValueError("axis 0 of y0 holds the samples when t is 2-D (one time grid per "
                          "sample); augment a feature axis instead, e.g. axis=-1")
     if not isinstance(keep_augmented, bool):

@@ -156,8 +156,9 @@ def test_a_bad_axis_is_refused_naming_it(problem, axis, error, match):
 def test_the_sample_axis_of_a_2d_time_grid_is_not_augmented(problem):
     x, _, params = problem
     grids = numpy.array([[0.0, 0.5], [0.1, 0.9], [0.2, 1.0]])
-    with pytest.raises(ValueError, match="axis 0 of y0 holds the samples"):
-        augment.augmented_odeint(mlp_field, x, grids, params, p=1, axis=0)
+    for t in (grids, grids.tolist()):   # odeint takes a nested list as t too
+        with pytest.raises(ValueError, match="axis 0 of y0 holds the samples"):
+            augment.augmented_odeint(mlp_field, x, t, params, p=1, axis=0)
 
 
 def test_a_scalar_state_and_a_bad_keep_augmented_are_refused(problem):
