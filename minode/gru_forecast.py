@@ -102,6 +102,14 @@ def predict(params, t_observed, x_observed, times):
     """Read the observations (B, n) / (B, n, F), then run free over each row's later
     ``times`` (B, m); returns the forecast (B, m, F) as a host array."""
     t_observed, times = numpy.asarray(t_observed), numpy.asarray(times)
+    x_observed = numpy.asarray(x_observed)
+    if t_observed.ndim != 2:
+        raise ValueError(f"t_observed must be (B, n), one row of times per series, got shape "
+                         f"{t_observed.shape}; for one series use t_observed[None]")
+    if x_observed.ndim != 3 or x_observed.shape[:2] != t_observed.shape:
+        raise ValueError(f"x_observed must be (B, n, F) = ({t_observed.shape[0]}, "
+                         f"{t_observed.shape[1]}, F), the values at t_observed, got shape "
+                         f"{x_observed.shape}")
     if times.ndim != 2 or times.shape[0] != t_observed.shape[0]:
         raise ValueError(f"times must be (B, m) with B = {t_observed.shape[0]} rows like "
                          f"t_observed, got shape {times.shape}")

@@ -177,3 +177,14 @@ def test_series_given_as_nested_lists_roll_out_like_arrays():
     numpy.testing.assert_array_equal(
         backend.to_numpy(gru_forecast.rollout(params, times.tolist(), xs.tolist(), 3)),
         backend.to_numpy(gru_forecast.rollout(params, times, xs, 3)))
+
+
+@pytest.mark.parametrize("t_shape, x_shape, match", [
+    ((2, 3), (2, 2, 2), r"x_observed must be \(B, n, F\) = \(2, 3, F\).*\(2, 2, 2\)"),
+    ((2, 3), (2, 3), r"x_observed must be \(B, n, F\) = \(2, 3, F\).*\(2, 3\)"),
+    ((3,), (3, 2), r"t_observed must be \(B, n\).*\(3,\)")])
+def test_predict_names_its_own_arguments_in_a_shape_error(t_shape, x_shape, match):
+    params = gru_forecast.init(numpy.random.default_rng(14), units=3)
+    t_observed = numpy.broadcast_to(numpy.arange(t_shape[-1], dtype=float), t_shape)
+    with pytest.raises(ValueError, match=match):
+        gru_forecast.predict(params, t_observed, numpy.zeros(x_shape), numpy.full((2, 2), 9.0))
