@@ -159,9 +159,10 @@ def steer_end_time(end, half_width, rng, start=0.0):
 
 def _rates_from(dz_dt, probe_vjp, regularisers, direction):
     """The integrands of ``regularisers`` per sample, times ``direction``."""
-    batch = getval(dz_dt).shape[0]
+    shape = getval(dz_dt).shape
+    per_sample = (shape[0], math.prod(shape[1:]))   # not (B, -1), which an empty batch refuses
     squared_norm = {"kinetic": lambda: dz_dt, "jacobian": lambda: probe_vjp}
-    return [direction * ops.sum(ops.square(ops.reshape(squared_norm[name](), (batch, -1))),
+    return [direction * ops.sum(ops.square(ops.reshape(squared_norm[name](), per_sample)),
                                 axis=1) for name in regularisers]
 
 

@@ -236,3 +236,12 @@ def test_per_sample_time_grids_are_refused_with_what_to_do_instead():
     with pytest.raises(ValueError, match=r"at least 2 times.*shape \(1,\)"):
         regularisers.regularised_odeint(linear, np.ones((2, 3)), np.array([1.0]), A,
                                         regularisers=("kinetic",))
+
+
+def test_an_empty_batch_gives_empty_integrals_as_odeint_gives_empty_states():
+    ys, integrals = regularisers.regularised_odeint(linear, np.ones((0, 3)),
+                                                    np.array([0.0, 0.5, 1.0]), A,
+                                                    noise=np.ones((0, 3)))
+    assert ys.shape == (3, 0, 3)
+    assert {name: value.shape for name, value in integrals.items()} == {
+        "kinetic": (3, 0), "jacobian": (3, 0)}
