@@ -131,6 +131,8 @@ def regulariser_rates(func, z, t, params, regularisers, noise=None, direction=1.
     with the probe ``noise``. ``direction`` (+1 or -1, the sign of dt) makes each integral run
     over |dt|.
     """
+    regularisers = _check_regularisers(regularisers)
+    noise = _check_noise(noise, "jacobian" in regularisers, z, "jacobian")
     if "jacobian" in regularisers:
         vjp, dz_dt = make_vjp(lambda z: func(z, t, params))(z)
     else:

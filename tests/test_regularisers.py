@@ -245,3 +245,13 @@ def test_an_empty_batch_gives_empty_integrals_as_odeint_gives_empty_states():
     assert ys.shape == (3, 0, 3)
     assert {name: value.shape for name, value in integrals.items()} == {
         "kinetic": (3, 0), "jacobian": (3, 0)}
+
+
+@pytest.mark.parametrize("names, noise, match", [
+    ("kinetic", None, "regularisers must be a tuple"),
+    (("kinetic", "kinetic"), None, "each integral once"),
+    (("jacobian",), None, "noise must be an array of the state's shape"),
+    (("jacobian",), np.ones(3), r"noise must be an array of the state's shape \(2, 3\)")])
+def test_regulariser_rates_checks_its_arguments_like_regularised_odeint(names, noise, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        regularisers.regulariser_rates(linear, np.ones((2, 3)), 0.0, A, names, noise)
