@@ -17,13 +17,18 @@ differentiates them like everything else: RNODE's extra state channels, beside t
 log-determinant.
 
 Like FFJORD's and RNODE's code (``rtol = atol = 1e20`` for the regularisation states), the
-integrals take no part in the adaptive step-size control by default (``error_control=False``):
-the solver carries `UNCONTROLLED_SCALE` times each integral, whose error estimate is then far
-below any tolerance, and the result is divided back. minode's error norm is one RMS over every
-component, so the k carried integrals still count in its denominator: beside D other
-components per sample, the error the controller sees is sqrt(D / (D + k)) times the plain
-solve's, its steps up to (1 + k / D)^(1/10) longer (dopri5; 5% for a 2-D CNF with two
-integrals, under 0.1% for an ODE-Net's C x 7 x 7 feature maps of C >= 8 channels).
+integrals are held by default (``error_control=False``) to tolerances so loose that they take
+no part in the adaptive step-size control in practice: the solver carries
+`UNCONTROLLED_SCALE` times each integral I and divides the result back. Per component the
+error norm divides the error by (atol + rtol |value|), so the carried integral is held to an
+absolute tolerance of atol / UNCONTROLLED_SCALE (0.1 for odeint's default atol = 1e-9) and
+the same rtol, which binds only where |I| > atol / (UNCONTROLLED_SCALE rtol): 1e6 at odeint's
+default tolerances, but 1e-9 at rtol = 1e-3, atol = 1e-20, where the integrals are under
+relative control again. minode's error norm is one RMS over every component, so the k
+carried integrals still count in its denominator: beside D other components per sample, the
+error the controller sees is sqrt(D / (D + k)) times the plain solve's, its steps up to
+(1 + k / D)^(1/10) longer (dopri5; 5% for a 2-D CNF with two integrals, under 0.1% for an
+ODE-Net's C x 7 x 7 feature maps of C >= 8 channels).
 
 `regularised_odeint` does this for any ``func(z, t, params)`` of `minode.odeint` whose state
 has a batch axis first; `regularised_flow` for a CNF (`minode.cnf.flow`'s field and trace
