@@ -138,6 +138,8 @@ def regulariser_rates(func, z, t, params, regularisers, noise=None, direction=1.
     """
     regularisers = _check_regularisers(regularisers)
     noise = _check_noise(noise, "jacobian" in regularisers, z, "jacobian")
+    if direction not in (1.0, -1.0):
+        raise ValueError(f"direction must be 1.0 or -1.0, the sign of dt, got {direction!r}")
     if "jacobian" in regularisers:
         vjp, dz_dt = make_vjp(lambda z: func(z, t, params))(z)
     else:

@@ -255,3 +255,11 @@ def test_an_empty_batch_gives_empty_integrals_as_odeint_gives_empty_states():
 def test_regulariser_rates_checks_its_arguments_like_regularised_odeint(names, noise, match):
     with pytest.raises((ValueError, TypeError), match=match):
         regularisers.regulariser_rates(linear, np.ones((2, 3)), 0.0, A, names, noise)
+
+
+@pytest.mark.parametrize("direction", [0.0, 0.5, -2.0, np.nan])
+def test_regulariser_rates_takes_only_the_sign_of_dt_as_direction(direction):
+    # any other factor would scale the integrands without a word
+    with pytest.raises(ValueError, match="direction must be 1.0 or -1.0"):
+        regularisers.regulariser_rates(linear, np.ones((2, 3)), 0.0, A, ("kinetic",),
+                                       direction=direction)
