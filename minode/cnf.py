@@ -31,6 +31,7 @@ from autograd.tracer import getval
 
 from minode import backend, ops
 from minode.checks import check_choice, check_positive, check_positive_int
+from minode.dynamics import check_derivative
 from minode.odeint import odeint
 
 __all__ = ["TRACES", "flow", "exact_trace", "hutchinson_trace", "normal_log_prob",
@@ -122,6 +123,7 @@ def exact_trace(func, z, t, params):
     its entry i is the diagonal element J_ii. Rows of ``z`` must not interact (see `flow`).
     """
     vjp, dz_dt = make_vjp(lambda z: func(z, t, params))(z)
+    check_derivative(dz_dt, z, t, func)
     trace = 0.0
     for i in range(z.shape[1]):
         basis = backend.xp.zeros_like(getval(dz_dt))
@@ -138,6 +140,7 @@ def hutchinson_trace(func, z, t, params, noise):
     2 (|S|_F^2 - sum_i S_ii^2) with Rademacher eps (in 2-D: (J_12 + J_21)^2).
     """
     vjp, dz_dt = make_vjp(lambda z: func(z, t, params))(z)
+    check_derivative(dz_dt, z, t, func)
     return dz_dt, ops.sum(ops.multiply(vjp(noise), noise), axis=1)
 
 

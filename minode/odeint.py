@@ -131,6 +131,11 @@ def _check_state(y0):
     if value.dtype.kind != "f":
         raise ValueError(f"y0 must be a floating-point array (float32 or float64), got dtype "
                          f"{value.dtype}")
+    if value.dtype not in (numpy.float32, numpy.float64):
+        # float16: the error norm's atol + rtol |y| rounds to 0 at the default tolerances and
+        # the step-size control divides by it; float128 has no CuPy or BLAS counterpart
+        raise ValueError(f"y0 must be float32 or float64, got {value.dtype}; convert it, e.g. "
+                         f"y0.astype('float32')")
     if value.ndim == 0:
         raise ValueError("y0 must have at least one dimension; use shape (1,) for a scalar ODE")
     if not bool(backend.xp.all(backend.xp.isfinite(value))):

@@ -229,6 +229,21 @@ def test_log_prob_with_a_closed_form_trace_says_what_func_must_return(func, got)
         cnf.log_prob(func, x, t, trace="closed_form")
 
 
+@pytest.mark.parametrize("trace", ["exact", "hutchinson"])
+@pytest.mark.parametrize("func, got", [
+    (lambda z, t, params: -z[:, :1], r"\(3, 1\)"),
+    (lambda z, t, params: ops.concatenate([-z, -z], axis=1), r"\(3, 4\)"),
+    (lambda z, t, params: -ops.sum(z, axis=1), r"\(3,\)"),
+])
+def test_a_field_of_another_shape_is_refused_naming_the_shapes(trace, func, got):
+    # without the check: an IndexError from the trace's basis vectors, or a broadcast
+    z, t = numpy.ones((3, 2)), numpy.array([0.0, 1.0])
+    noise = numpy.ones((3, 2)) if trace == "hutchinson" else None
+    with pytest.raises(ValueError, match=r"func must return dy/dt with the shape of y "
+                                         r"\(3, 2\), got " + got):
+        cnf.flow(func, z, t, trace=trace, noise=noise)
+
+
 def test_a_closed_form_field_with_its_joined_form_gives_the_pairs_results():
     """`flow` solves planar_cnf_with_trace's joined [dz/dt, trace] when the function carries it:
     states, log_det and gradients equal those of the pair it returns otherwise."""
