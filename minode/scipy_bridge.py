@@ -75,9 +75,12 @@ def _solve_ivp(rhs, y0, times, options, counts, dense_output):
         return numpy.asarray(rhs(y_flat.reshape(y0.shape), t)).ravel()
 
     times = numpy.asarray(times, dtype=numpy.float64)
+    first_step = options.first_step  # at most the span, as minode's methods cut it
+    if first_step is not None:
+        first_step = min(first_step, abs(times[-1] - times[0]))
     solution = scipy.integrate.solve_ivp(flat_rhs, (times[0], times[-1]), y0.ravel(),
                                          method=options.method, t_eval=times, rtol=options.rtol,
-                                         atol=options.atol, first_step=options.first_step,
+                                         atol=options.atol, first_step=first_step,
                                          dense_output=dense_output)
     if not solution.success:
         raise RuntimeError(f"scipy.integrate.solve_ivp(method={options.method!r}) failed: "

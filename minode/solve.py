@@ -72,13 +72,23 @@ class SolveSettings:
         Lengths in units of t become lengths in s: ``min_step`` and ``first_step`` are divided
         by ``unit`` (``first_step`` at most 1, one interval; None becomes 1, so an interval
         starts by trying itself whole), and a fixed ``step_size`` becomes
-        1 / ceil(unit / step_size), so that no step is longer than asked.
+        1 / ceil(unit / step_size), so that no step is longer than asked. A SciPy method's
+        ``first_step`` is divided likewise, and None stays None (SciPy's own estimate).
         """
         if isinstance(self.forward, ScipyOptions):
-            return self
+            backward = None if self.backward is None else _scipy_in_time_units(self.backward,
+                                                                               unit)
+            return replace(self, forward=_scipy_in_time_units(self.forward, unit),
+                           backward=backward)
         backward = None if self.backward is None else _options_in_time_units(self.backward, unit)
         return replace(self, forward=_options_in_time_units(self.forward, unit),
                        backward=backward)
+
+
+def _scipy_in_time_units(options, unit):
+    if options.first_step is None:
+        return options
+    return replace(options, first_step=min(1.0, options.first_step / unit))
 
 
 def _options_in_time_units(options, unit):

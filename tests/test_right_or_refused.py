@@ -251,6 +251,31 @@ def test_a_scipy_method_starts_with_the_given_first_step():
     assert calls[1] == pytest.approx(0.2e-3)
 
 
+@pytest.mark.parametrize("mode", ("forward", "adjoint"))
+def test_a_scipy_first_step_longer_than_the_interval_is_cut_to_it(mode):
+    # minode's own methods cut such a step to the span; SciPy raised "`first_step` exceeds
+    # bounds" before. y' = -x y, y(0) = 1 on [0, 1]: sum(y) = 1 + exp(-x), d/dx = -exp(-x).
+    def loss(x):
+        return ops.sum(odeint(lambda y, s, p: -p * y, numpy.ones(1), T, x,
+                              method="scipy:Radau", first_step=5.0, **TIGHT))
+    if mode == "forward":
+        assert loss(0.5) == pytest.approx(1.0 + math.exp(-0.5), rel=1e-8)
+    else:
+        assert grad(loss)(0.5) == pytest.approx(-math.exp(-0.5), rel=1e-6)
+
+
+def test_a_scipy_first_step_is_converted_to_each_intervals_time_unit():
+    # With a 2-D t each interval is solved in s from 0 to 1 (t = start + s * span): a first
+    # step of 2 in t is 2 / 20 in s here, not 2 (past the end of s = 1).
+    t_rows = numpy.array([[0.0, 10.0], [0.0, 20.0]])
+    calls = []
+    ys = odeint(lambda y, s, p: calls.append(float(numpy.max(s))) or -0.1 * y,
+                numpy.ones((2, 1)), t_rows, method="scipy:RK45", first_step=2.0, **TIGHT)
+    numpy.testing.assert_allclose(ys[-1, :, 0], numpy.exp(-0.1 * t_rows[:, -1]), rtol=1e-7)
+    # RK45's first step's second stage sits at 0.2 * first_step: 0.4 in t for the longest row
+    assert calls[1] == pytest.approx(0.4)
+
+
 # ---------------------------------------------------------------------------------------------
 # A stiff problem whose z cannot be recomputed backwards (Algorithm 1's weak spot)
 # ---------------------------------------------------------------------------------------------
