@@ -216,10 +216,12 @@ def _augmented_problem(problem, layout):
     """
     error_ratio = seminorm_error_ratio(2 * layout.n) if problem.seminorm else rms_error_ratio
     counts = problem.stats.backward  # every adjoint solve, at any order, counts as backward
+    # a state of size 0 leaves only quadratures, of rate 0: then none are declared, as an
+    # implicit method needs a part to factorise
+    quadratures = layout.n_params + int(layout.with_time) if layout.n else 0
     return AdjointProblem(augmented_dynamics(problem, layout), _WHOLE_VECTOR, problem.backward,
                           problem.backward, problem.seminorm, SolverStats(counts, counts),
-                          error_ratio, StepSizeCarry(),
-                          quadratures=layout.n_params + int(layout.with_time))
+                          error_ratio, StepSizeCarry(), quadratures=quadratures)
 
 
 class _WholeVector:

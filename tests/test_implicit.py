@@ -465,6 +465,20 @@ def test_gradients_match_central_differences_on_a_nonlinear_stiff_problem(mode):
     numpy.testing.assert_allclose(grad_y0, expected_y0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("n_params", [1, 13])  # 13: more quadratures than couple, see jacobian
+@pytest.mark.parametrize("mode", ["adjoint", "backprop"])
+def test_a_state_of_size_zero_has_zero_gradients_through_rodas4(mode, n_params):
+    # The adjoint's augmented state is then all quadratures (a_theta, a_t), which the
+    # linearisation refused as "the implicit part cannot be empty".
+    def loss(rates, t):
+        return ops.sum(odeint(lambda y, s, p: -ops.sum(p) * s * y, numpy.ones((0, 2)), t,
+                              rates, method="rodas4", grad=mode))
+
+    grad_rates, grad_t = grad(loss, (0, 1))(numpy.ones(n_params), numpy.array([0.0, 1.0]))
+    numpy.testing.assert_array_equal(grad_rates, numpy.zeros(n_params))
+    numpy.testing.assert_array_equal(grad_t, numpy.zeros(2))
+
+
 def test_the_adjoint_with_rodas4_still_refuses_a_closure_over_a_traced_value():
     # The Jacobian's trace makes func's result traced; a value traced outside it still is
     # refused (it would be treated as a constant: a wrong gradient).
