@@ -160,8 +160,8 @@ def _integrate_adaptive(rhs, y0, grid, options, counts, direction, first_step, e
         # other steps are constants).
         h = t_end - t if clipped else proposal
         h_value = float(getval(h))
-        _check_step_size(h_value, t, direction, options.min_step, counts, last_trial_finite,
-                         stiffness)
+        _check_step_size(h_value, proposal, t, direction, options.min_step, counts,
+                         last_trial_finite, stiffness)
         y_next, error, stages = rk_step(rhs, tableau, y, t, h, f)
         ratio = error_ratio(getval(error), getval(y), getval(y_next), rtol, atol)
         last_trial_finite = math.isfinite(ratio)
@@ -198,9 +198,11 @@ def _check_attempts(attempts, max_steps, t_user, counts, stiffness):
     raise SolverError(f"{where}; raise max_steps or loosen rtol/atol")
 
 
-def _check_step_size(h, t, direction, min_step, counts, last_trial_finite, stiffness):
+def _check_step_size(h, asked, t, direction, min_step, counts, last_trial_finite, stiffness):
+    """Raise unless the step ``h`` moves t and the controller's step ``asked`` (h before it
+    was cut to end on the last output time) is at least ``min_step``."""
     t_value = float(getval(t))  # the engine's time: h must still move it
-    if h >= min_step and t_value + h != t_value:
+    if asked >= min_step and t_value + h != t_value:
         return
     where = (f"at t={direction * t_value:.6g}, step {counts.steps + 1} (h={h:.3g}, "
              f"min_step={min_step:g}, {counts.nfe} function evaluations, {counts.rejected} "
@@ -266,7 +268,7 @@ def _integrate_rosenbrock(rhs, y0, grid, options, counts, direction, error_ratio
         clipped = float(getval(t)) + proposal >= float(getval(t_end))
         h = t_end - t if clipped else proposal  # as in _integrate_adaptive
         h_value = float(getval(h))
-        _check_implicit_step_size(h_value, t, direction, options, method, counts,
+        _check_implicit_step_size(h_value, proposal, t, direction, options, method, counts,
                                   rejected_in_a_row, last_trial_finite)
         trial = rosenbrock_step(rhs, method, y, t, h, linearisation)
         counts.factorisations += 1
@@ -306,10 +308,11 @@ def _linearise(rhs, y, t, quadratures, counts, direction):
     return linearisation
 
 
-def _check_implicit_step_size(h, t, direction, options, method, counts, rejected_in_a_row,
-                              last_trial_finite):
+def _check_implicit_step_size(h, asked, t, direction, options, method, counts,
+                              rejected_in_a_row, last_trial_finite):
+    """`_check_step_size` for a Rosenbrock method: ``asked`` against min_step, ``h`` moving t."""
     t_value = float(getval(t))
-    if h >= options.min_step and t_value + h != t_value:
+    if asked >= options.min_step and t_value + h != t_value:
         return
     where = (f"at t={direction * t_value:.6g}, step {counts.steps + 1} (h={h:.3g}, "
              f"min_step={options.min_step:g}, {rejected_in_a_row} trial steps rejected in a "

@@ -57,7 +57,7 @@ def odeint(func, y0, t, params=None, *, method="dopri5", rtol=1e-7, atol=1e-9,
         max_steps: most steps (accepted + rejected) of one solve before an error (minode's
             methods; SciPy's have no such limit).
         min_step: smallest adaptive step before a "step size underflow" error (minode's
-            methods).
+            methods; a step cut short to end on an output time is not held to it).
         first_step: the first trial step of an adaptive solve, forward and backward (None:
             Hairer's estimate, which costs one evaluation); fixed-step methods ignore it.
         stats: a `SolverStats` to accumulate evaluation and step counts into.

@@ -163,6 +163,31 @@ def test_time_gradients_over_many_tiny_intervals_stay_inside_each_one():
                                              -float(RATE) * end_sum], rtol=1e-6, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode", ["forward"] + GRAD_MODES)
+@pytest.mark.parametrize("method", ["dopri5", "rodas4"])
+def test_an_output_interval_shorter_than_min_step_is_not_a_step_size_underflow(method, mode):
+    # A step cut short to land on an output time is shorter than the controller asked for by
+    # choice; min_step bounds what the controller asks. The adjoint solves back over each
+    # interval alone, so [0.5, 0.5001] was a "step size underflow" with min_step = 0.01, and so
+    # was the forward solve's last step (0.5001 rounded the step before it to end at 1).
+    # first_step = 1 (cut to the span) keeps Hairer's estimate, which may itself be below
+    # min_step, out of it.
+    t = numpy.array([0.0, 0.5, 0.5001, 1.0])
+
+    def loss(rate, t):
+        return ops.sum(odeint(decay, Y0, t, rate, method=method, min_step=0.01, first_step=1.0,
+                              grad="adjoint" if mode == "forward" else mode, **TIGHT))
+    sums = float(Y0.sum()) * numpy.exp(-float(RATE) * t)
+    if mode == "forward":
+        numpy.testing.assert_allclose(loss(RATE, t), sums.sum(), rtol=1e-7)
+        return
+    grad_rate, grad_t = autograd.grad(loss, (0, 1))(RATE, t)
+    numpy.testing.assert_allclose(grad_rate, -(t * sums).sum(), rtol=1e-7)
+    expected_t = -float(RATE) * sums
+    expected_t[0] = -expected_t[1:].sum()
+    numpy.testing.assert_allclose(grad_t, expected_t, rtol=1e-7)
+
+
 def _radial_field(y, t, params):
     """SciPy gh-8848: P' = r Q, Q' = -2 r ((-0.2 - V(r)) P + Q / r), r = e^t."""
     r = ops.exp(t)
