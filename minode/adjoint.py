@@ -280,14 +280,15 @@ def _solve_back(problem, augmented, layout, theta, state, t_from, t_to, z_to, ha
     recomputed z, and with it a and the gradient, can be wrong by orders of magnitude with
     every step accepted (on y' = A y with eigenvalue -1000: right to 5e-7 over an interval of
     0.01, 0.6% off over 0.02, off by 1e6 over 0.04). So the recomputed z(t_to) is compared
-    with ``z_to`` in the backward solve's error norm; where it drifted by more than `_LOST_Z`
-    times the tolerance, the interval is halved at a checkpoint: z there comes from a forward
-    solve from ``z_to``, and each half is solved back with z reset to its forward value, as at
-    an output time (the checkpointed adjoint: more solves, never a lost z). Fixed-step methods
-    are not checked: their error is not a tolerance.
+    with ``z_to`` in the error norm of the looser of the forward and backward tolerances; where
+    it drifted by more than `_LOST_Z` times that tolerance, the interval is halved at a
+    checkpoint: z there comes from a forward solve from ``z_to``, and each half is solved back
+    with z reset to its forward value, as at an output time (the checkpointed adjoint: more
+    solves, never a lost z). Not checked where the forward or the backward method is
+    fixed-step: its error is not a tolerance.
     """
     end = _backward_interval(augmented, theta, state, t_from, t_to)
-    drift = _drift(layout, end, z_to, problem.backward)
+    drift = _drift(layout, end, z_to, problem.forward, problem.backward)
     if drift <= _LOST_Z:
         return end
     if halvings == _MOST_HALVINGS or not math.isfinite(drift):
@@ -320,12 +321,15 @@ def _backward_interval(augmented, theta, state, t_from, t_to):
     return ops.getitem(solution, 1)
 
 
-def _drift(layout, end, z_stored, options):
-    """How far the recomputed z in ``end`` is from ``z_stored``, in units of the tolerance."""
-    if not options.tableau.adaptive:
+def _drift(layout, end, z_stored, forward, backward):
+    """How far the recomputed z in ``end`` is from ``z_stored``, in units of the looser of the
+    ``forward`` and ``backward`` solves' tolerances (``z_stored`` is only as accurate as the
+    forward solve); 0 where either is fixed-step."""
+    if not (forward.tableau.adaptive and backward.tableau.adaptive):
         return 0.0
     z_back, z_stored = getval(layout.z_and_a(getval(end))[0]), getval(z_stored)
-    return rms_error_ratio(z_back - z_stored, z_stored, z_back, options.rtol, options.atol)
+    return rms_error_ratio(z_back - z_stored, z_stored, z_back,
+                           max(forward.rtol, backward.rtol), max(forward.atol, backward.atol))
 
 
 def _recomputation(problem):
