@@ -45,7 +45,8 @@ finite-difference Jacobian included) and every evaluation of the backward dynami
 each), as minode's adjoint does; ``jacobians`` and ``lu`` are SciPy's ``njev`` and ``nlu`` (a
 backward Jacobian costs n VJPs that ``nfe`` does not count). ``solve_ivp`` does not report its
 steps, so forward steps are not counted; the backward solve steps SciPy's solver objects
-itself (each interval then starts with the last one's step, and no step is stored) and counts
+itself (each interval then starts with the last one's step, but LSODA's with the given first
+step or its own estimate, and no step is stored) and counts
 their accepted steps; SciPy does not report rejected ones.
 
 First order only: the backward solve runs on NumPy arrays outside autograd's trace, so a
@@ -240,5 +241,10 @@ def _solve_interval(rates, jac, n, adjoints, t_start, t_end, first_step, options
         recent_steps = [recent_steps[1], float(solver.step_size)]
     counts.jacobians += int(solver.njev)
     counts.factorisations += int(solver.nlu)
+    if options.method == "LSODA":
+        # LSODA starts every solve in its non-stiff (Adams) mode, whose functional iteration
+        # fails on a step that stiff mode took (istate -5, "Unexpected istate in LSODA"):
+        # each interval starts from the given first step or LSODA's own estimate
+        return solver.y, options.first_step
     # the last step is usually cut short to land on t_end; the one before it is not
     return solver.y, max(recent_steps) or None
