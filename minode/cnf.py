@@ -92,9 +92,12 @@ def _augmented_field(func, trace, noise, dim):
     A closed-form ``func`` may carry, as its attribute ``joined_field_and_trace``, the same
     field returning [dz/dt, tr(df/dz)] as one (B, D + 1) array (`minode.planar` does): used
     directly, it saves splitting the pair and joining it again (four traced primitives) at
-    every evaluation.
+    every evaluation. An attribute that ``functools.wraps`` copied from the function that
+    ``func`` wraps is not ``func``'s own field and is ignored: ``func`` may change that field.
     """
     joined = getattr(func, _JOINED, None) if trace == "closed_form" else None
+    if joined is not None and getattr(getattr(func, "__wrapped__", None), _JOINED, None) is joined:
+        joined = None
     if joined is not None:
         return lambda state, t, params: joined(
             ops.getitem(state, (slice(None), slice(0, dim))), t, params)

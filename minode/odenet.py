@@ -11,12 +11,14 @@ the raw pixels. f is `minode.nn.conv_ode_func` (torchdiffeq's ``ODEfunc`` of
 import numpy as np
 
 from minode import backend, nn, ops
+from minode.checks import check_choice
 from minode.odeint import odeint
 
-__all__ = ["DTYPE", "ODE_MODELS", "N_RESIDUAL_BLOCKS", "init_stem", "stem", "init_head", "head",
-           "init_model", "ode_block", "logits"]
+__all__ = ["DTYPE", "MODELS", "ODE_MODELS", "N_RESIDUAL_BLOCKS", "init_stem", "stem", "init_head",
+           "head", "init_model", "ode_block", "logits"]
 
 DTYPE = "float32"  # half the memory traffic of float64
+MODELS = ("odenet", "rknet", "resnet", "mlp")
 ODE_MODELS = ("odenet", "rknet")  # the models with an ODE block
 N_RESIDUAL_BLOCKS = 6
 
@@ -59,6 +61,7 @@ def head(params, h):
 def init_model(model, rng, channels):
     """Parameters of ``model`` ("odenet", "rknet", "resnet" or "mlp") with ``channels``
     feature maps."""
+    check_choice("model", model, MODELS)
     if model == "mlp":
         return {"mlp": nn.init_mlp(rng, [28 * 28, 300, 10], DTYPE)}
     params = {"stem": init_stem(rng, channels), "head": init_head(rng, channels)}
@@ -81,6 +84,7 @@ def ode_block(params, h, solver, stats=None):
 def logits(model, params, images, solver, stats=None):
     """Class scores (N, 10) of ``images`` (N, 1, 28, 28); ``solver``: `odeint`'s keyword
     arguments for the ODE block."""
+    check_choice("model", model, MODELS)
     if model == "mlp":
         return nn.mlp(params["mlp"], ops.reshape(images, (images.shape[0], -1)),
                       activation=ops.relu)

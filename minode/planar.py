@@ -135,6 +135,11 @@ def planar_flow(params, z):
     # costs microseconds, and per layer this leaves 7 of them where there were 32. Each w_k is
     # cut as a column (D, 1) and h kept as a column (B, 1), so that z w_k is one product and
     # h u_k broadcasts, with no reshapes.
+    dim = params["w"].shape[1]
+    if getattr(z, "ndim", None) != 2 or z.shape[1] != dim:
+        raise ValueError(f"z must be an array (batch, {dim}) of states, one per row, for layers "
+                         f"of dimension {dim}, got shape {getattr(z, 'shape', type(z))}; a "
+                         f"single state of shape ({dim},) is z[None]")
     w, u, b = _layers(params)
     columns = ops.reshape(w, tuple(w.shape) + (1,))                              # (K, D, 1)
     hs = []

@@ -1,6 +1,8 @@
 """minode.cnf: Theorem 1 (eq. (8)) against brute-force Jacobian determinants, the trace
 estimators, and gradients of the density-matching KL and the maximum-likelihood NLL by the
 adjoint, by backprop and by central differences (all float64)."""
+import functools
+
 import numpy
 import pytest
 from autograd import grad, jacobian
@@ -264,4 +266,30 @@ def test_a_closed_form_field_with_its_joined_form_gives_the_pairs_results():
     joined, pair = (tree.tree_leaves(grad(loss(f))(params))
                     for f in (planar.planar_cnf_with_trace, pair_only))
     for a, b in zip(joined, pair):
+        assert numpy.array_equal(a, b)
+
+
+def test_a_wrapper_made_with_functools_wraps_is_solved_as_written_not_as_the_joined_field():
+    """functools.wraps copies planar_cnf_with_trace's ``joined_field_and_trace`` attribute onto
+    a wrapper that changes the field: `flow` must solve the wrapper's own pair, not the joined
+    form of the function it wraps (that would silently solve the unwrapped field)."""
+    rng = numpy.random.default_rng(3)
+    params = planar.init_planar_cnf(rng, dim=2, units=3, hidden=4)
+    z, t = rng.standard_normal((2, 2)), numpy.array([0.0, 1.0])
+
+    @functools.wraps(planar.planar_cnf_with_trace)
+    def doubled(z, t, params):
+        dz_dt, trace = planar.planar_cnf_with_trace(z, t, params)
+        return 2 * dz_dt, 2 * trace
+
+    def doubled_unwrapped(z, t, params):
+        dz_dt, trace = planar.planar_cnf_with_trace(z, t, params)
+        return 2 * dz_dt, 2 * trace
+
+    assert hasattr(doubled, "joined_field_and_trace")
+    wrapped, written = (cnf.flow(f, z, t, params, trace="closed_form")
+                        for f in (doubled, doubled_unwrapped))
+    single = cnf.flow(planar.planar_cnf_with_trace, z, t, params, trace="closed_form")
+    assert numpy.max(numpy.abs(written[1] - single[1])) > 1e-2  # doubling changes log_det
+    for a, b in zip(wrapped, written):
         assert numpy.array_equal(a, b)

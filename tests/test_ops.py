@@ -166,3 +166,27 @@ def test_im2col_after_another_padding_with_the_same_padded_shape_is_right():
     for _ in range(2):
         assert_allclose(ops.im2col(small, (3, 3), 1, 1), im2col_reference(small, (3, 3), 1, 1))
         assert_allclose(ops.im2col(large, (3, 3), 1, 0), im2col_reference(large, (3, 3), 1, 0))
+
+
+@pytest.mark.parametrize("which", ["input_grad", "weight_grad"])
+def test_conv2d_grads_refuse_a_cotangent_not_of_conv2ds_output_shape(which):
+    # conv2d(x, w) of x (1, 1, 3, 4) and w (1, 1, 2, 2) is (1, 1, 2, 3); a cotangent of shape
+    # (1, 1, 3, 2) has as many entries and was taken as if it were laid out that way.
+    rng = numpy.random.default_rng(8)
+    x, w = rng.standard_normal((1, 1, 3, 4)), rng.standard_normal((1, 1, 2, 2))
+    for bad in [(1, 1, 3, 2), (2, 1, 1, 3), (1, 2, 2, 3), (1, 1, 6)]:
+        grad_out = rng.standard_normal(bad)
+        if which == "weight_grad" and bad[1:2] == (2,):
+            continue  # any number of output channels is conv2d's output for some w
+        with pytest.raises(ValueError, match=r"grad_out must have conv2d's output shape "
+                                             r"\(1, (1|C_out), 2, 3\)"):
+            if which == "input_grad":
+                ops.conv2d_input_grad(grad_out, w, x.shape, 1, 0)
+            else:
+                ops.conv2d_weight_grad(x, grad_out, (2, 2), 1, 0)
+
+
+def test_conv2d_input_grad_refuses_weights_with_other_input_channels_than_x_shape():
+    w, grad_out = numpy.ones((1, 1, 2, 2)), numpy.ones((1, 1, 2, 3))
+    with pytest.raises(ValueError, match=r"w has 1 input channels but x_shape \(1, 2, 3, 4\)"):
+        ops.conv2d_input_grad(grad_out, w, (1, 2, 3, 4), 1, 0)

@@ -96,3 +96,12 @@ def test_planar_flow_gradient_matches_central_differences():
 def test_bad_sizes_raise_an_error_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call(numpy.random.default_rng(0))
+
+
+@pytest.mark.parametrize("shape", [(2,), (1, 1, 2), (4, 3)])
+def test_planar_flow_refuses_states_that_are_not_rows_of_the_layers_dimension(shape):
+    # A single state (2,) went through the stacked log-determinant of the K layers as (K, 1)
+    # times (K, 1, 1) and came back as K wrong numbers instead of one.
+    params = planar.init_planar_flow(numpy.random.default_rng(0), dim=2, layers=3)
+    with pytest.raises(ValueError, match=r"z must be an array \(batch, 2\) of states"):
+        planar.planar_flow(params, numpy.ones(shape))

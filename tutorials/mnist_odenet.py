@@ -58,7 +58,7 @@ from minode import SolverStats, backend, cli, nn, ops, optim, plots, runs
 from minode.cli import nonnegative_int, positive_float, positive_int
 from minode.files import write_text_atomically
 from minode.mnist import load_mnist
-from minode.odenet import DTYPE, ODE_MODELS, init_model, logits, ode_block, stem
+from minode.odenet import DTYPE, MODELS, ODE_MODELS, init_model, logits, ode_block, stem
 
 # %% [markdown]
 # ## Config
@@ -74,7 +74,6 @@ MODEL = "odenet"  # the model the notebook trains: "odenet", "rknet", "resnet", 
 NOTEBOOK = cli.notebook_cells_run(__name__)   # run each cell's step as the cell runs
 
 TUTORIAL = "mnist_odenet"
-MODELS = ("odenet", "rknet", "resnet", "mlp")
 # The ODE-Net's solver; the RK-Net's differs in grad="backprop" (`model_solver`), and --tol and
 # --seminorm set rtol = atol and the adjoint's error norm.
 SOLVER = {"method": "dopri5", "rtol": 1e-3, "atol": 1e-3, "grad": "adjoint"}

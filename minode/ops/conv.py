@@ -197,6 +197,12 @@ def conv2d_input_grad(grad_out, w, x_shape, stride=1, padding=0):
     ``grad_out`` (N, C_out, H_out, W_out) is the cotangent of conv2d's output and G its
     (C_out, H_out*W_out*N) matrix; this is the transposed convolution of ``grad_out`` with ``w``.
     """
+    if w.shape[1] != x_shape[1]:
+        raise ValueError(f"conv2d_input_grad: w has {w.shape[1]} input channels but x_shape "
+                         f"{tuple(x_shape)} has {x_shape[1]}; pass the x_shape and w of the "
+                         f"conv2d whose cotangent grad_out is")
+    _check_grad_out("conv2d_input_grad", grad_out, x_shape, w.shape[0], w.shape[2:], stride,
+                    padding)
     xp = backend.xp
     kernel_size = w.shape[2:]
     grad_cols = _scratch("grad_cols", _patches_shape(x_shape, kernel_size, stride, padding),
@@ -212,6 +218,7 @@ def conv2d_weight_grad(x, grad_out, kernel_size, stride=1, padding=0):
 
     Evaluated as ``(im2col(x) G^T)^T``: BLAS runs that orientation faster.
     """
+    _check_grad_out("conv2d_weight_grad", grad_out, x.shape, None, kernel_size, stride, padding)
     xp = backend.xp
     cols = _scratch_patches(x, kernel_size, stride, padding)
     product = xp.matmul(cols, xp.transpose(_output_matrix(grad_out)))
@@ -237,6 +244,24 @@ defvjp(conv2d_weight_grad,
        conv2d_input_grad(grad_out, grad_w, x.shape, stride, padding),
        lambda result, x, grad_out, kernel_size, stride=1, padding=0: lambda grad_w: conv2d(
            x, grad_w, stride, padding))
+
+
+def _check_grad_out(name, grad_out, x_shape, c_out, kernel_size, stride, padding):
+    """Refuse a ``grad_out`` whose shape is not conv2d's output shape for ``x_shape``, ``c_out``
+    output channels (None: any), ``kernel_size``, ``stride`` and ``padding``: the matrix
+    products would take any array of as many entries, laid out wrongly."""
+    kh, kw = kernel_size
+    shape = tuple(grad_out.shape)
+    if c_out is None:
+        c_out = shape[1] if len(shape) == 4 else "C_out"
+    expected = (x_shape[0], c_out, _output_size(x_shape[2], kh, stride, padding),
+                _output_size(x_shape[3], kw, stride, padding))
+    if shape != expected:
+        expected = "(" + ", ".join(str(size) for size in expected) + ")"
+        raise ValueError(f"{name}: grad_out must have conv2d's output shape {expected} for "
+                         f"x of shape {tuple(x_shape)}, kernel {kh}x{kw}, stride {stride} and "
+                         f"padding {padding}, got {shape}; pass the cotangent of that conv2d's "
+                         f"output")
 
 
 def _check_conv_args(x, w, stride, padding):
